@@ -1,0 +1,61 @@
+"""The master key (a 0600 file under the data directory) and per-clinic data keys."""
+
+from __future__ import annotations
+
+import functools
+
+from django.conf import settings
+from django.db import transaction
+
+from vetpacs.apps.identity.models import DataKey
+from vetpacs.core import crypto
+
+
+@functools.cache
+def master_key() -> bytes:
+    return bytes(settings.VETPACS_MASTER_KEY)
+
+
+def blind_index_key(organisation_id: int) -> bytes:
+    return crypto.derive_key(master_key(), f"blind-index:{organisation_id}")
+
+
+def _wrap_aad(organisation_id: int) -> bytes:
+    return f"datakey:{organisation_id}".encode()
+
+
+def current_data_key(organisation_id: int) -> tuple[DataKey, bytes]:
+    """The clinic's live data key (created on first use), unwrapped."""
+    with transaction.atomic():
+        row = (
+            DataKey.objects.select_for_update()
+            .filter(organisation_id=organisation_id, destroyed_at__isnull=True)
+            .order_by("id")
+            .first()
+        )
+        if row is None:
+            key = crypto.new_data_key()
+            row = DataKey.objects.create(
+                organisation_id=organisation_id,
+                wrapped_key=crypto.seal(master_key(), key, _wrap_aad(organisation_id)),
+            )
+            _cache[row.id] = key
+            return row, key
+    return row, unwrap(row)
+
+
+_cache: dict[int, bytes] = {}
+
+
+def unwrap(row: DataKey) -> bytes:
+    if row.id in _cache:
+        return _cache[row.id]
+    if row.destroyed_at is not None or row.wrapped_key is None:
+        raise PermissionError(f"data key {row.id} has been destroyed")
+    key = crypto.open_sealed(master_key(), bytes(row.wrapped_key), _wrap_aad(row.organisation_id))
+    _cache[row.id] = key
+    return key
+
+
+def forget(key_id: int) -> None:
+    _cache.pop(key_id, None)

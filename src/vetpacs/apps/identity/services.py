@@ -1,0 +1,140 @@
+"""Identity use cases: keep owners and original identity attributes encrypted, give them back."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from django.db import transaction
+
+from vetpacs.apps.identity import keys
+from vetpacs.apps.identity.models import DataKey, InstanceIdentity, Owner
+from vetpacs.core import crypto
+
+_FIELDS = ("name", "phone", "id_card", "address")
+
+
+def _aad(owner_pseudonym: str, field: str) -> bytes:
+    return f"owner:{owner_pseudonym}:{field}".encode()
+
+
+def new_pseudonym() -> str:
+    # Uppercase hex fits the PN and LO value representations.
+    return "ANON" + secrets.token_hex(6).upper()
+
+
+def find_or_create_owner(*, organisation_id: int, fields: dict[str, str]) -> Owner | None:
+    """The clinic's owner with this name and phone, made on first sight. None if nothing to keep."""
+    if not any(fields.get(f) for f in _FIELDS):
+        return None
+    bkey = keys.blind_index_key(organisation_id)
+    name_bidx = crypto.blind_index(bkey, fields.get("name", "")) if fields.get("name") else ""
+    phone_bidx = crypto.blind_index(bkey, fields.get("phone", "")) if fields.get("phone") else ""
+    existing = Owner.objects.filter(
+        organisation_id=organisation_id, name_bidx=name_bidx, phone_bidx=phone_bidx
+    ).first()
+    if existing:
+        return existing
+    row, key = keys.current_data_key(organisation_id)
+    pseudonym = new_pseudonym()
+    enc = {f"{f}_enc": crypto.seal(key, (fields.get(f) or "").encode(), _aad(pseudonym, f)) for f in _FIELDS}
+    id_bidx = crypto.blind_index(bkey, fields["id_card"]) if fields.get("id_card") else ""
+    return Owner.objects.create(
+        organisation_id=organisation_id,
+        data_key=row,
+        pseudonym=pseudonym,
+        name_bidx=name_bidx,
+        phone_bidx=phone_bidx,
+        id_card_bidx=id_bidx,
+        **enc,
+    )
+
+
+def reveal_owner(owner: Owner) -> dict[str, str]:
+    key = keys.unwrap(owner.data_key)
+    return {
+        f: crypto.open_sealed(key, bytes(getattr(owner, f"{f}_enc")), _aad(owner.pseudonym, f)).decode()
+        for f in _FIELDS
+    }
+
+
+def owner_pseudonyms_matching(
+    *, organisation_ids: set[int] | frozenset[int], field: str, value: str
+) -> list[str]:
+    """Pseudonyms of owners whose field equals value exactly (through the blind index)."""
+    if field not in ("name", "phone", "id_card"):
+        raise ValueError(field)
+    out: list[str] = []
+    for org_id in organisation_ids:
+        bidx = crypto.blind_index(keys.blind_index_key(org_id), value)
+        out += Owner.objects.filter(organisation_id=org_id, **{f"{field}_bidx": bidx}).values_list(
+            "pseudonym", flat=True
+        )
+    return out
+
+
+def keep_instance_originals(
+    *,
+    organisation_id: int,
+    study_instance_uid: str,
+    sop_instance_uid: str,
+    owner: Owner | None,
+    originals: dict[str, Any],
+) -> None:
+    row, key = keys.current_data_key(organisation_id)
+    sealed = crypto.seal(key, json.dumps(originals, ensure_ascii=False).encode(), sop_instance_uid.encode())
+    InstanceIdentity.objects.update_or_create(
+        sop_instance_uid=sop_instance_uid,
+        defaults={
+            "organisation_id": organisation_id,
+            "study_instance_uid": study_instance_uid,
+            "owner": owner,
+            "data_key": row,
+            "originals_enc": sealed,
+        },
+    )
+
+
+def _open(row: InstanceIdentity) -> dict[str, Any]:
+    try:
+        key = keys.unwrap(row.data_key)
+    except PermissionError:
+        return {}
+    data = crypto.open_sealed(key, bytes(row.originals_enc), row.sop_instance_uid.encode())
+    return json.loads(data)
+
+
+def originals_for_instances(sop_instance_uids: list[str]) -> dict[str, dict[str, Any]]:
+    rows = InstanceIdentity.objects.filter(sop_instance_uid__in=sop_instance_uids).select_related("data_key")
+    return {r.sop_instance_uid: _open(r) for r in rows}
+
+
+def originals_for_studies(study_instance_uids: list[str]) -> dict[str, dict[str, Any]]:
+    """One instance's originals per study: the patient/owner attributes are the same study-wide."""
+    out: dict[str, dict[str, Any]] = {}
+    rows = (
+        InstanceIdentity.objects.filter(study_instance_uid__in=study_instance_uids)
+        .select_related("data_key")
+        .order_by("study_instance_uid", "id")
+    )
+    for row in rows:
+        if row.study_instance_uid not in out:
+            out[row.study_instance_uid] = _open(row)
+    return out
+
+
+def forget_instances(sop_instance_uids: list[str]) -> None:
+    InstanceIdentity.objects.filter(sop_instance_uid__in=sop_instance_uids).delete()
+
+
+def destroy_keys(organisation_id: int) -> int:
+    """Crypto-shred: with the wrapped keys gone, any copy of the ciphertext is unreadable."""
+    from django.utils import timezone
+
+    with transaction.atomic():
+        ids = list(DataKey.objects.filter(organisation_id=organisation_id).values_list("id", flat=True))
+        DataKey.objects.filter(id__in=ids).update(wrapped_key=None, destroyed_at=timezone.now())
+    for i in ids:
+        keys.forget(i)
+    return len(ids)

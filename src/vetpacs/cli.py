@@ -1,0 +1,116 @@
+"""The `vetpacs` command: serve, worker, and the management commands (create-org, import, verify...)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+USAGE = """usage: vetpacs COMMAND [options]
+
+commands:
+  serve [--host H] [--port P] [--workers N] [--with-worker] [--tls-cert F --tls-key F]
+  worker                       run background tasks
+  migrate                      create or update the database
+  create-org NAME [--kind clinic|chain|center] [--parent NAME]
+  create-token --org NAME [--name LABEL]
+  create-user USERNAME --org NAME [--password P] [--role ROLE]
+  import PATH...               archive DICOM files or folders (progress bar)
+  verify                       re-hash every stored blob and report mismatches
+  sweep                        remove blobs left behind by interrupted writes
+  demo                         create the demo clinic, user, token and studies
+  (any other Django management command, with '-' or '_')
+"""
+
+
+def _django_setup() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vetpacs.platform.settings")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    _django_setup()
+    command, rest = args[0], args[1:]
+    if command == "serve":
+        return serve(rest)
+    if command == "worker":
+        command, rest = "db_worker", ["--queue-name", "default", *rest]
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["vetpacs", command.replace("-", "_"), *rest])
+    return 0
+
+
+def serve(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="vetpacs serve")
+    parser.add_argument("--host", default=os.environ.get("VETPACS_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("VETPACS_PORT", "8000")))
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("VETPACS_WORKERS", "0")))
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("VETPACS_THREADS", "8")))
+    parser.add_argument("--with-worker", action="store_true", help="also run a task worker")
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    opts = parser.parse_args(argv)
+    workers = opts.workers or max(1, os.cpu_count() or 1)
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    call_command("collectstatic", interactive=False, verbosity=0)
+    cmd = [
+        str(Path(sys.executable).with_name("granian")),
+        "--interface",
+        "wsgi",
+        "--host",
+        opts.host,
+        "--port",
+        str(opts.port),
+        "--workers",
+        str(workers),
+        "--blocking-threads",
+        str(opts.threads),
+        "--backlog",
+        "4096",
+        "--respawn-failed-workers",
+        "--static-path-route",
+        settings.STATIC_URL.rstrip("/"),
+        "--static-path-mount",
+        str(settings.STATIC_ROOT),
+        "--log-level",
+        "warning",
+    ]
+    if opts.tls_cert or opts.tls_key:
+        if not (opts.tls_cert and opts.tls_key):
+            parser.error("--tls-cert and --tls-key go together")
+        cmd += ["--ssl-certificate", opts.tls_cert, "--ssl-keyfile", opts.tls_key]
+    cmd.append("vetpacs.platform.wsgi:application")
+    worker = None
+    if opts.with_worker:
+        worker = subprocess.Popen([sys.executable, "-m", "vetpacs.cli", "worker"])
+    server = subprocess.Popen(cmd)
+
+    def stop(signum: int, _frame: object) -> None:
+        for proc in (server, worker):
+            if proc and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    code = server.wait()
+    if worker and worker.poll() is None:
+        worker.terminate()
+        worker.wait(timeout=30)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

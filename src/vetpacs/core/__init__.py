@@ -1,0 +1,1 @@
+"""Kernel: the error catalogue, clock and identifiers. No I/O, no Django."""

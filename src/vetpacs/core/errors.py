@@ -1,0 +1,134 @@
+"""The one catalogue of error codes: message, HTTP status and DIMSE status for each (Orthanc's model).
+
+Each edge translates a VetpacsError once: the JSON API to RFC 9457 problem+json, DICOMweb to a
+PS3.18 status and FailureReason, the gateway's SCP to a DIMSE status.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class DimseStatus(enum.IntEnum):
+    """DIMSE status values used across the platform (PS3.4 Annex B, PS3.7 Annex C)."""
+
+    SUCCESS = 0x0000
+    # PS3.4 B.2.3: "Refused: Out of Resources"
+    OUT_OF_RESOURCES = 0xA700
+    # PS3.4 B.2.3: "Error: Data Set does not match SOP Class"
+    DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
+    # PS3.4 B.2.3: "Error: Cannot understand"
+    CANNOT_UNDERSTAND = 0xC000
+    # PS3.7 C.5: "Duplicate SOP Instance" (also PS3.18 FailureReason 0x0111)
+    DUPLICATE_SOP_INSTANCE = 0x0111
+    # PS3.7 C.5: "No such SOP Class" / "SOP Class not supported"
+    SOP_CLASS_NOT_SUPPORTED = 0x0122
+    # PS3.7 C.4: "Processing failure"
+    PROCESSING_FAILURE = 0x0110
+    # PS3.18 10.5.3: "Referenced SOP Instance UID does not match the study in the request"
+    STUDY_UID_MISMATCH = 0xA770  # vendor range; see ErrorCode.STUDY_UID_MISMATCH
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    code: str
+    http_status: int
+    message: str
+    dimse_status: DimseStatus | None = None
+
+
+class Errors:
+    """Every error the platform can answer with. Messages are English; the UI translates by code."""
+
+    # Bad DICOM input (ingest)
+    NOT_DICOM = ErrorCode(
+        "not_dicom", 400, "The file is not a DICOM Part 10 file", DimseStatus.CANNOT_UNDERSTAND
+    )
+    MISSING_ATTRIBUTE = ErrorCode(
+        "missing_attribute", 400, "A required attribute is missing", DimseStatus.CANNOT_UNDERSTAND
+    )
+    INVALID_UID = ErrorCode("invalid_uid", 400, "A UID is not well-formed", DimseStatus.CANNOT_UNDERSTAND)
+    UNKNOWN_SOP_CLASS = ErrorCode(
+        "unknown_sop_class",
+        400,
+        "The SOP Class is not a known storage class",
+        DimseStatus.SOP_CLASS_NOT_SUPPORTED,
+    )
+    INCONSISTENT_PIXEL_DATA = ErrorCode(
+        "inconsistent_pixel_data",
+        400,
+        "The pixel data does not match the image attributes",
+        DimseStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS,
+    )
+    DUPLICATE_INSTANCE = ErrorCode(
+        "duplicate_instance",
+        409,
+        "An instance with this SOP Instance UID is already stored with different content",
+        DimseStatus.DUPLICATE_SOP_INSTANCE,
+    )
+    STUDY_UID_MISMATCH = ErrorCode(
+        "study_uid_mismatch",
+        409,
+        "The instance's Study Instance UID does not match the study in the request",
+        DimseStatus.STUDY_UID_MISMATCH,
+    )
+    UID_IN_OTHER_ORGANISATION = ErrorCode(
+        "uid_in_other_organisation",
+        409,
+        "This UID already belongs to data of another organisation",
+        DimseStatus.DUPLICATE_SOP_INSTANCE,
+    )
+    CHECKSUM_MISMATCH = ErrorCode(
+        "checksum_mismatch",
+        460,
+        "The received bytes do not match the declared SHA-256",
+        DimseStatus.PROCESSING_FAILURE,
+    )
+    STORAGE_FAILED = ErrorCode(
+        "storage_failed", 503, "The archive could not store the data", DimseStatus.OUT_OF_RESOURCES
+    )
+    # Requests
+    BAD_REQUEST = ErrorCode("bad_request", 400, "The request is malformed")
+    UNSUPPORTED_MEDIA_TYPE = ErrorCode(
+        "unsupported_media_type", 415, "The request body's media type is not supported"
+    )
+    NOT_ACCEPTABLE = ErrorCode(
+        "not_acceptable", 406, "None of the accepted media types or transfer syntaxes can be served"
+    )
+    LOSSY_REFUSED = ErrorCode(
+        "lossy_refused",
+        406,
+        "Lossy transcoding is refused: images from DICOM devices are never served lossy (R-7.5c)",
+    )
+    PAYLOAD_TOO_LARGE = ErrorCode("payload_too_large", 413, "The upload is larger than allowed")
+    NOT_FOUND = ErrorCode("not_found", 404, "Not found")
+    UNAUTHENTICATED = ErrorCode("unauthenticated", 401, "Authentication is required")
+    FORBIDDEN = ErrorCode("forbidden", 403, "You may not do this")
+    INVALID_TOKEN = ErrorCode("invalid_token", 401, "The token is invalid, expired or revoked")
+    BLOB_MISSING = ErrorCode("blob_missing", 500, "A stored object is missing from every replica")
+    BLOB_CORRUPT = ErrorCode("blob_corrupt", 500, "A stored object failed its SHA-256 check")
+    CODEC_UNAVAILABLE = ErrorCode(
+        "codec_unavailable", 501, "The codec for this transfer syntax is not available"
+    )
+
+
+class VetpacsError(Exception):
+    """An error from the catalogue, with a detail naming what exactly was wrong."""
+
+    def __init__(self, error: ErrorCode, detail: str | None = None) -> None:
+        self.error = error
+        self.detail = detail or error.message
+        super().__init__(f"{error.code}: {self.detail}")
+
+    @property
+    def code(self) -> str:
+        return self.error.code
+
+    @property
+    def http_status(self) -> int:
+        return self.error.http_status
+
+    @property
+    def dimse_status(self) -> DimseStatus:
+        return self.error.dimse_status or DimseStatus.PROCESSING_FAILURE

@@ -1,0 +1,1 @@
+"""DICOM foundations shared by the platform and the gateway: parse, validate, index, protect identity."""

@@ -1,0 +1,152 @@
+"""What the archive indexes from a dataset, level by level, and its DICOM JSON metadata."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+# Placeholder URI for bulk data in stored metadata; WADO-RS rewrites it to an absolute URL.
+BULK_PREFIX = "bulk:"
+# Elements at least this large go out as BulkDataURI in metadata (PS3.18 F.2.6).
+BULK_THRESHOLD = 1024
+
+PATIENT_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "PatientSpeciesDescription",
+    "PatientSpeciesCodeSequence",
+    "PatientBreedDescription",
+    "PatientBreedCodeSequence",
+    "PatientSexNeutered",
+    "ResponsiblePerson",
+    "ResponsiblePersonRole",
+    "ResponsibleOrganization",
+    "PatientWeight",
+    "PatientAge",
+    "OtherPatientIDsSequence",
+    "PatientComments",
+)
+STUDY_KEYWORDS = (
+    "SpecificCharacterSet",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "IssuerOfAccessionNumberSequence",
+    "ReferringPhysicianName",
+    "StudyDescription",
+    "StudyInstanceUID",
+    "StudyID",
+    "InstitutionName",
+    "ProcedureCodeSequence",
+    *PATIENT_KEYWORDS,
+)
+SERIES_KEYWORDS = (
+    "Modality",
+    "SeriesDescription",
+    "SeriesNumber",
+    "SeriesInstanceUID",
+    "SeriesDate",
+    "SeriesTime",
+    "BodyPartExamined",
+    "Laterality",
+    "PerformedProcedureStepStartDate",
+    "PerformedProcedureStepStartTime",
+    "RequestAttributesSequence",
+    "Manufacturer",
+    "StationName",
+    "InstitutionName",
+)
+INSTANCE_KEYWORDS = (
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "InstanceNumber",
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "NumberOfFrames",
+    "ContentDate",
+    "ContentTime",
+    "ImageType",
+    "AcquisitionDateTime",
+)
+
+
+def text(ds: Dataset, keyword: str, limit: int | None = None) -> str:
+    value = ds.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list):
+        value = "\\".join(str(v) for v in value)
+    out = str(value).strip()
+    return out[:limit] if limit else out
+
+
+def integer(ds: Dataset, keyword: str) -> int | None:
+    value = ds.get(keyword)
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def decimal(ds: Dataset, keyword: str) -> float | None:
+    value = ds.get(keyword)
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def date(ds: Dataset, keyword: str) -> dt.date | None:
+    value = text(ds, keyword)
+    try:
+        return dt.datetime.strptime(value[:8], "%Y%m%d").date() if len(value) >= 8 else None
+    except ValueError:
+        return None
+
+
+def time(ds: Dataset, keyword: str) -> dt.time | None:
+    value = text(ds, keyword).split(".")[0]
+    if len(value) < 2 or not value.isdigit():
+        return None
+    value = value.ljust(6, "0")
+    try:
+        return dt.time(int(value[0:2]), int(value[2:4]), int(value[4:6]))
+    except ValueError:
+        return None
+
+
+def code_value(ds: Dataset, sequence_keyword: str) -> str:
+    seq = ds.get(sequence_keyword)
+    if not seq:
+        return ""
+    item = seq[0]
+    return f"{item.get('CodingSchemeDesignator', '')}:{item.get('CodeValue', '')}".strip(":")
+
+
+def metadata_json(ds: Dataset) -> dict[str, Any]:
+    """The dataset as DICOM JSON, large binary values replaced by bulk-data placeholders."""
+
+    def bulk(elem: Any) -> str:
+        return f"{BULK_PREFIX}{elem.tag:08X}"
+
+    return ds.to_json_dict(bulk_data_threshold=BULK_THRESHOLD, bulk_data_element_handler=bulk)
+
+
+def subset_json(full: dict[str, Any], keywords: tuple[str, ...]) -> dict[str, Any]:
+    from pydicom.datadict import tag_for_keyword
+
+    out: dict[str, Any] = {}
+    for keyword in keywords:
+        tag = tag_for_keyword(keyword)
+        if tag is not None:
+            key = f"{tag:08X}"
+            if key in full:
+                out[key] = full[key]
+    return out

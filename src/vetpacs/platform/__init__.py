@@ -1,0 +1,1 @@
+"""The platform process: settings, URL table, ASGI/WSGI entry points."""

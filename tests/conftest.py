@@ -1,0 +1,117 @@
+"""Test set-up: a fresh data directory per run, SQLite or PostgreSQL chosen by VETPACS_TEST_DATABASE."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+# Settings read the environment at import: decide the data dir and database before Django starts.
+_DATA = Path(tempfile.mkdtemp(prefix="vetpacs-test-"))
+os.environ["VETPACS_DATA_DIR"] = str(_DATA)
+os.environ.setdefault("VETPACS_ORPHAN_GRACE_SECONDS", "3600")
+_DB = os.environ.get("VETPACS_TEST_DATABASE", "sqlite")
+if _DB == "postgresql":
+    os.environ["VETPACS_DATABASE_URL"] = os.environ.get(
+        "VETPACS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/vetpacs"
+    )
+else:
+    os.environ.pop("VETPACS_DATABASE_URL", None)
+
+import pytest  # noqa: E402
+
+
+def _postgres_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _DB == "postgresql" and not _postgres_up():
+        msg = "PostgreSQL is not reachable on 127.0.0.1:5432"
+        if os.environ.get("CI") == "true":
+            raise pytest.UsageError(msg + " (CI=true: the PostgreSQL run must not be skipped)")
+        pytest.exit(msg + "; start it or run `make test-sqlite`", returncode=0)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"vetpacs: database={_DB}, data dir={_DATA}"
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return _DATA
+
+
+@pytest.fixture(autouse=True)
+def _fresh_blob_store(settings, tmp_path):
+    """Each test gets its own blob directory, so tests never see each other's bytes."""
+    from vetpacs.apps.archive import blobs
+
+    settings.VETPACS_STORAGE = {**settings.VETPACS_STORAGE, "local_root": str(tmp_path / "blobs")}
+    settings.VETPACS_INCOMING_DIR = tmp_path / "incoming"
+    blobs.reset()
+    yield
+    blobs.reset()
+
+
+@pytest.fixture
+def clinic(db):
+    from vetpacs.apps.orgs.services import create_organisation
+
+    return create_organisation(name="安心宠物医院 Anxin Pet Clinic")
+
+
+@pytest.fixture
+def other_clinic(db):
+    from vetpacs.apps.orgs.services import create_organisation
+
+    return create_organisation(name="Other Clinic")
+
+
+@pytest.fixture
+def token(clinic) -> str:
+    from vetpacs.apps.orgs.services import issue_token
+
+    return issue_token(organisation=clinic, name="test")
+
+
+@pytest.fixture
+def other_token(other_clinic) -> str:
+    from vetpacs.apps.orgs.services import issue_token
+
+    return issue_token(organisation=other_clinic, name="test")
+
+
+@pytest.fixture
+def clinic_client(client, token):
+    """A Django test client calling as the clinic (bearer token)."""
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return client
+
+
+@pytest.fixture
+def other_clinic_client(db, other_token):
+    from django.test import Client
+
+    return Client(HTTP_AUTHORIZATION=f"Bearer {other_token}")
+
+
+@pytest.fixture
+def ingest(clinic, tmp_path):
+    """Archive datasets for the clinic: ingest(ds, ...) -> IngestResult."""
+    from tests.builders.dicom import write
+    from vetpacs.apps.archive.services import ingest_file
+
+    def _ingest(*datasets, organisation=None):
+        results = []
+        for ds in datasets:
+            path = write(ds, tmp_path)
+            results.append(ingest_file(path, organisation_id=(organisation or clinic).id, actor="test"))
+        return results[0] if len(results) == 1 else results
+
+    return _ingest
