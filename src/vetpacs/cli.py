@@ -66,6 +66,8 @@ def serve(argv: list[str]) -> int:
     from django.core.management import call_command
 
     call_command("collectstatic", interactive=False, verbosity=0)
+    # Blobs a crash left unindexed (older than the grace period) go before serving.
+    call_command("sweep", verbosity=0)
     cmd = [
         str(Path(sys.executable).with_name("granian")),
         "--interface",
