@@ -21,6 +21,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_tasks",
     "django_tasks_db",
+    "vetpacs.apps.accounts",
     "vetpacs.apps.orgs",
     "vetpacs.apps.audit",
     "vetpacs.apps.identity",
@@ -73,6 +74,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    # R-7.3.2.1d: length, classes, account name, consecutive digits (vetpacs.apps.accounts.workflow)
+    {"NAME": "vetpacs.apps.accounts.validators.PolicyValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
 LANGUAGE_CODE = "zh-hans"

@@ -1,0 +1,27 @@
+"""Django password validators wrapping the pure rules in workflow.py (AUTH_PASSWORD_VALIDATORS)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+
+from vetpacs.apps.accounts import workflow
+
+
+class PolicyValidator:
+    """R-7.3.2.1d: length, character classes, no account name, no consecutive digits."""
+
+    def validate(self, password: str, user=None) -> None:  # noqa: ANN001 - Django's signature
+        names = []
+        if user is not None:
+            names = [getattr(user, f, "") or "" for f in ("username", "email")]
+            names += [n.split("@")[0] for n in names if "@" in n]
+        problems = workflow.password_problems(password, names)
+        if problems:
+            raise ValidationError([ValidationError(p.message(), code=p.code) for p in problems])
+
+    def get_help_text(self) -> str:
+        return (
+            "至少 8 个字符，须含数字、大写字母、小写字母和特殊字符；不得包含账号名或连续数字。"
+            " At least 8 characters with digits, upper- and lower-case letters and special characters;"
+            " no part of the account name and no consecutive digits."
+        )
