@@ -16,8 +16,8 @@ from vetpacs.apps.accounts import workflow
         ("abcdef1!x", "password_no_upper"),
         ("ABCDEF1!X", "password_no_lower"),
         ("Abcdef15x", "password_no_special"),
-        ("Zhang!Pet5x", "password_contains_name"),   # account zhangwei: "zha" run
-        ("Weiz!Pet5x", "password_contains_name"),    # account zhangwei: "wei" run
+        ("Zhang!Pet5x", "password_contains_name"),  # account zhangwei: "zha" run
+        ("Weiz!Pet5x", "password_contains_name"),  # account zhangwei: "wei" run
         ("Good!Pass123", "password_digit_sequence"),
         ("Good!Pass987", "password_digit_sequence"),
     ],

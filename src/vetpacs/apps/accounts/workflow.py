@@ -23,17 +23,33 @@ class Problem:
         return f"{self.zh} {self.en}"
 
 
-TOO_SHORT = Problem("password_too_short", f"密码至少需要 {MIN_LENGTH} 个字符。",
-                    f"The password must be at least {MIN_LENGTH} characters long.")
+TOO_SHORT = Problem(
+    "password_too_short",
+    f"密码至少需要 {MIN_LENGTH} 个字符。",
+    f"The password must be at least {MIN_LENGTH} characters long.",
+)
 NO_DIGIT = Problem("password_no_digit", "密码必须包含数字。", "The password must contain a digit.")
-NO_UPPER = Problem("password_no_upper", "密码必须包含大写字母。", "The password must contain an upper-case letter.")
-NO_LOWER = Problem("password_no_lower", "密码必须包含小写字母。", "The password must contain a lower-case letter.")
-NO_SPECIAL = Problem("password_no_special", "密码必须包含特殊字符。",
-                     "The password must contain a special character such as !@#$%.")
-CONTAINS_NAME = Problem("password_contains_name", "密码不能包含账号名或其中的一部分。",
-                        "The password must not contain the account name or part of it.")
-DIGIT_SEQUENCE = Problem("password_digit_sequence", "密码不能包含连续数字（如 123 或 987）。",
-                         "The password must not contain consecutive digits such as 123 or 987.")
+NO_UPPER = Problem(
+    "password_no_upper", "密码必须包含大写字母。", "The password must contain an upper-case letter."
+)
+NO_LOWER = Problem(
+    "password_no_lower", "密码必须包含小写字母。", "The password must contain a lower-case letter."
+)
+NO_SPECIAL = Problem(
+    "password_no_special",
+    "密码必须包含特殊字符。",
+    "The password must contain a special character such as !@#$%.",
+)
+CONTAINS_NAME = Problem(
+    "password_contains_name",
+    "密码不能包含账号名或其中的一部分。",
+    "The password must not contain the account name or part of it.",
+)
+DIGIT_SEQUENCE = Problem(
+    "password_digit_sequence",
+    "密码不能包含连续数字（如 123 或 987）。",
+    "The password must not contain consecutive digits such as 123 or 987.",
+)
 
 
 def composition_problems(password: str) -> list[Problem]:
@@ -54,10 +70,10 @@ def composition_problems(password: str) -> list[Problem]:
 def contains_account_name(password: str, names: list[str]) -> bool:
     """True if any run of NAME_RUN+ characters of any account name appears, case-insensitively."""
     low = password.casefold()
-    for name in filter(None, names):
-        name = name.casefold()
+    for raw in filter(None, names):
+        name = raw.casefold()
         if len(name) < NAME_RUN:
-            if name and name in low:
+            if name in low:
                 return True
             continue
         for i in range(len(name) - NAME_RUN + 1):
