@@ -14,4 +14,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("dicomweb/", include("vetpacs.dicomweb.urls")),
+    path("viewer/", include("vetpacs.web.viewer")),
 ]
