@@ -23,31 +23,46 @@ class LocalBlobStore:
     def _path(self, key: str) -> Path:
         return self.root / validate_key(key)
 
+    @contextlib.contextmanager
+    def _writing(self, key: str) -> Iterator[None]:
+        """Disk errors (full, read-only, gone) become STORAGE_FAILED; the source's errors pass as they are."""
+        try:
+            yield
+        except OSError as exc:
+            raise VetpacsError(
+                Errors.STORAGE_FAILED, f"blob {key}: writing to {self.name} failed: {exc}"
+            ) from exc
+
     def put(self, key: str, stream: BinaryIO) -> BlobInfo:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._writing(key):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
         h = hashlib.sha256()
         size = 0
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as out:
                 while chunk := stream.read(CHUNK_SIZE):
-                    out.write(chunk)
                     h.update(chunk)
                     size += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
+                    with self._writing(key):
+                        out.write(chunk)
+                with self._writing(key):
+                    out.flush()
+                    os.fsync(out.fileno())
+            with self._writing(key):
+                os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
         # The rename is durable only once the directory entry is on disk.
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        with self._writing(key):
+            dfd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
         return BlobInfo(key=key, size=size, sha256=h.hexdigest())
 
     def open(self, key: str) -> BinaryIO:
@@ -72,8 +87,10 @@ class LocalBlobStore:
         try:
             with self.open(key) as f:
                 return sha256_of(f)[0] == sha256
-        except VetpacsError:
-            return False
+        except VetpacsError as exc:
+            if exc.error is Errors.BLOB_MISSING:
+                return False
+            raise  # a key that is not a blob key is the caller's error, not a failed check
 
     def keys(self) -> Iterator[str]:
         for p in self.root.glob("??/??/*"):
