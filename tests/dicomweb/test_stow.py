@@ -201,3 +201,13 @@ def test_one_audit_event_summarises_the_request(clinic_client):
     assert event.result == "partial"
     assert (event.detail["stored"], event.detail["failed"]) == (2, 1)
     assert AuditEvent.objects.filter(action="instance.stored").count() == 2
+
+
+def test_an_instance_written_without_preamble_is_still_stored(clinic_client):
+    # What pydicom's dcmwrite sends for a dataset built in code (dicomweb-client, highdicom).
+    ds = build.image()
+    part10 = build.to_bytes(ds)
+    assert part10[128:132] == b"DICM"
+    resp = stow(clinic_client, part10[132:])
+    assert resp.status_code == 200, resp.content
+    assert Instance.objects.filter(sop_instance_uid=ds.SOPInstanceUID).exists()

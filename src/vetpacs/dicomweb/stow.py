@@ -9,6 +9,8 @@ sender we serve (gateways, modalities, dicomweb-client, OHIF) can send Part 10 i
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,8 @@ from django.http import HttpRequest, HttpResponse
 from vetpacs.apps.archive.services import ingest_file
 from vetpacs.apps.audit import services as audit
 from vetpacs.core.errors import DimseStatus, Errors, VetpacsError
-from vetpacs.dicomweb.responses import dicom_json_response
-from vetpacs.dicomweb.upload import ReceivedPart, media_type_and_params, read_parts
+from vetpacs.dicomweb.responses import DICOM_JSON, dicom_json_response
+from vetpacs.dicomweb.upload import READ_CHUNK_BYTES, ReceivedPart, media_type_and_params, read_parts
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,9 @@ PART10 = "application/dicom"
 METADATA_TYPES = ("application/dicom+json", "application/dicom+xml")
 # Warning headers name at most this many failed parts; the response body lists them all.
 MAX_WARNINGS = 20
+PREAMBLE_BYTES = 128
+# (0002,0000) or (0002,0001) in Explicit VR Little Endian: the File Meta group comes first.
+FILE_META_GROUP = b"\x02\x00"
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,9 @@ def store_instances(request: HttpRequest, study: str | None = None) -> HttpRespo
         status=status,
     )
     resp = dicom_json_response(_payload(base, study, stored, failed), status=status)
+    # The bare media type: dicomweb-client compares Content-Type to "application/dicom+json" exactly and
+    # drops the response otherwise; JSON is UTF-8 by definition (RFC 8259 8.1).
+    resp["Content-Type"] = DICOM_JSON
     warnings = [_warning(f) for f in failed[:MAX_WARNINGS]]
     if warnings:
         resp["Warning"] = ", ".join(warnings)
@@ -165,6 +173,7 @@ def _store_part(
             "unsupported_media_type",
             f"part {part.index} has Content-Type {part.media_type}; only {PART10} parts are stored",
         )
+    sha256 = part.sha256 if not _add_preamble(part.path) else None
     try:
         result = ingest_file(
             part.path,
@@ -173,7 +182,7 @@ def _store_part(
             ip=ip,
             source="stow",
             expected_study_uid=study,
-            sha256=part.sha256,
+            sha256=sha256,
         )
     except VetpacsError as exc:
         return Failed(
@@ -195,6 +204,25 @@ def _store_part(
         result.series_instance_uid,
         duplicate=result.status == "duplicate",
     )
+
+
+def _add_preamble(path: Path) -> bool:
+    """Give a part that starts straight with the File Meta group its preamble and 'DICM' prefix.
+
+    PS3.10 7.1: a Part 10 file opens with a 128-byte preamble and "DICM". pydicom's dcmwrite leaves
+    both out for datasets built in code (what dicomweb-client and highdicom send), yet the File Meta
+    Information that follows is complete, so the instance is understood. Rare: the copy is cheap.
+    """
+    with path.open("rb") as f:
+        head = f.read(PREAMBLE_BYTES + 4)
+    if head[PREAMBLE_BYTES:] == b"DICM" or not head.startswith(FILE_META_GROUP):
+        return False
+    fixed = path.with_name(path.name + ".part10")
+    with path.open("rb") as src, fixed.open("wb") as dst:
+        dst.write(b"\0" * PREAMBLE_BYTES + b"DICM")
+        shutil.copyfileobj(src, dst, READ_CHUNK_BYTES)
+    os.replace(fixed, path)
+    return True
 
 
 def _uids(path: Path) -> tuple[str, str]:
