@@ -25,7 +25,8 @@ _DATE = re.compile(r"^\d{8}$")
 _TIME = re.compile(r"^(\d{2})(\d{2})?(\d{2})?(\.\d{1,6})?$")
 _TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
 # One component of a stored Person Name: anything up to the next component or group separator.
-_COMPONENT = r"[^\^=]*"
+_COMPONENT_CHAR = r"[^\^=]"
+_COMPONENT = _COMPONENT_CHAR + "*"
 _REST = r"([\^=].*)?"
 
 
@@ -325,6 +326,11 @@ def _owner_pseudonyms(value: str, organisation_ids: frozenset[int]) -> list[str]
     return [re.escape(p) for p in found]
 
 
+def _owner_alternatives(name: str, organisation_ids: frozenset[int]) -> str:
+    """A family-name component: the pseudonym as written, or the pseudonyms of that real owner name."""
+    return "|".join([wildcard_regex(name, _COMPONENT_CHAR), *_owner_pseudonyms(name, organisation_ids)])
+
+
 def _patient_name_q(column: str, value: str, *, fuzzy: bool, organisation_ids: frozenset[int]) -> Q:
     """Patient's Name is stored 'PSEUDONYM^Pet' (R-7.3.4.1c): the owner part is not in clear.
 
@@ -340,14 +346,14 @@ def _patient_name_q(column: str, value: str, *, fuzzy: bool, organisation_ids: f
     family, caret, rest = value.partition("^")
     if not caret:
         # One component as typed at a clinic desk: the pet's name, the owner, or a whole stored name.
-        owner = "|".join([wildcard_regex(value, _COMPONENT), *_owner_pseudonyms(value, organisation_ids)])
-        pet = wildcard_regex(value, _COMPONENT)
+        owner = _owner_alternatives(value, organisation_ids)
+        pet = wildcard_regex(value, _COMPONENT_CHAR)
         pattern = rf"^((?:{owner}){_REST}|{_COMPONENT}\^(?:{pet})(\^.*|=.*)?|{wildcard_regex(value)})$"
         return Q(**{f"{column}__iregex": pattern})
     if _is_universal(family):
         owner = _COMPONENT
     else:
-        owner = "|".join([wildcard_regex(family, _COMPONENT), *_owner_pseudonyms(family, organisation_ids)])
+        owner = _owner_alternatives(family, organisation_ids)
     pet = wildcard_regex(rest, ".") if rest else ""
     pattern = rf"^(?:{owner})\^{pet}" + ("$" if rest else _REST + "$")
     return Q(**{f"{column}__iregex": pattern})
