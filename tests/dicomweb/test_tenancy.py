@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.test import Client
 from django.urls import URLPattern
 
 from tests.builders import dicom as build
@@ -32,12 +33,12 @@ _SEARCH_ROOTS = {"studies", "series", "instances"}
 @pytest.mark.requirement("R-6.2.1c")
 @pytest.mark.parametrize("route", _routes())
 def test_another_clinic_cannot_see_a_study_on_any_dicomweb_route(
-    route, ingest, clinic_client, other_clinic_client, client
+    route, ingest, clinic_client, other_clinic_client
 ):
     ds = build.image()
     ingest(ds)
     url = _fill(route, ds)
-    anonymous = client.get(url)
+    anonymous = Client().get(url)
     assert anonymous.status_code == 401, f"{url} answered {anonymous.status_code} without credentials"
     own = clinic_client.get(url)
     assert own.status_code not in (401, 403, 404, 501), f"{url}: owner got {own.status_code}"
