@@ -114,6 +114,8 @@ VETPACS_STORAGE = {
     "s3_region": env("S3_REGION") or "us-east-1",
     "s3_access_key": env("S3_ACCESS_KEY"),
     "s3_secret_key": env("S3_SECRET_KEY"),
+    # backend "replicated": also keep a copy in the S3 bucket above (see docs/storage.md).
+    "replica_s3": env_bool("STORAGE_REPLICA_S3", False),
 }
 # Wraps every clinic's data key; a 0600 file under DATA_DIR/keys unless given (hex) in the environment.
 VETPACS_MASTER_KEY = bytes.fromhex(env("MASTER_KEY") or "") or secret_file("master.key", 32)

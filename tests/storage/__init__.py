@@ -1,0 +1,1 @@
+"""Backend-specific tests of the blob stores: S3, replication, and `vetpacs verify` over replicas."""
