@@ -1,20 +1,654 @@
-"""WADO-RS (PS3.18 10.4): retrieve instances, metadata, frames, bulk data, rendered, thumbnails."""
+"""WADO-RS (PS3.18 10.4): retrieve instances, metadata, frames, bulk data, rendered, thumbnails, ZIP."""
 
-from django.http import HttpRequest, HttpResponse
+from __future__ import annotations
 
-from vetpacs.dicomweb.responses import error_response
+import io
+import zipfile
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from pydicom import dcmwrite
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element
+from pydicom.pixels import get_decoder
+from pydicom.tag import Tag
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from vetpacs.apps.archive import blobs, queries
+from vetpacs.apps.archive.models import Instance
+from vetpacs.apps.audit import services as audit
+from vetpacs.apps.identity import services as identity
+from vetpacs.core.errors import Errors, VetpacsError
+from vetpacs.dicom import codecs, render
+from vetpacs.dicom import frames as F
+from vetpacs.dicom.attributes import BULK_PREFIX
+from vetpacs.dicom.identity import restore_identity, restore_json
+from vetpacs.dicom.parse import read_dataset
+from vetpacs.dicomweb.multipart import (
+    STREAM_CHUNK,
+    MediaRange,
+    Part,
+    multipart_response,
+    parse_accept,
+    read_chunks,
+)
+from vetpacs.dicomweb.responses import DICOM_JSON
+
+DICOM = "application/dicom"
+ZIP = "application/zip"
+ANY_SYNTAX = "*"
+# PS3.18 8.7.3.5.2: without a transfer-syntax parameter, instances go out as Explicit VR Little Endian.
+DEFAULT_SYNTAX = str(ExplicitVRLittleEndian)
+# Syntaxes every stored instance can be decoded to exactly, whatever it is stored in.
+NATIVE_TARGETS = frozenset({str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)})
+PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+METADATA_BATCH = 200
+AVAILABLE_TRANSFER_SYNTAX = "00083002"
 
 
-def _todo(*args, **kwargs) -> HttpResponse:
-    return error_response(501, "not implemented yet")
+# --- lookups, always scoped to what the caller may see (another clinic's data is 404) ---------------
 
 
-retrieve_study = retrieve_series = retrieve_instance = _todo
-retrieve_study_metadata = retrieve_series_metadata = retrieve_instance_metadata = _todo
-retrieve_instance_frames = retrieve_bulkdata = _todo
-retrieve_study_rendered = retrieve_series_rendered = retrieve_instance_rendered = _todo
-retrieve_frames_rendered = _todo
-retrieve_study_thumbnail = retrieve_series_thumbnail = retrieve_instance_thumbnail = _todo
-retrieve_study_zip = _todo
+def _scoped(
+    request: HttpRequest, study: str, series: str | None = None, instance: str | None = None
+) -> QuerySet[Instance]:
+    qs = queries.visible_instances(request.principal).filter(study__study_instance_uid=study)  # type: ignore[attr-defined]
+    if series is not None:
+        qs = qs.filter(series__series_instance_uid=series)
+    if instance is not None:
+        qs = qs.filter(sop_instance_uid=instance)
+    return qs.order_by("series__series_number", "series_id", "instance_number", "id")
 
-__all__ = ["HttpRequest"]
+
+def _not_found(study: str, series: str | None, instance: str | None) -> VetpacsError:
+    if instance is not None:
+        what = f"instance {instance} of series {series} in study {study}"
+    elif series is not None:
+        what = f"series {series} in study {study}"
+    else:
+        what = f"study {study}"
+    return VetpacsError(Errors.NOT_FOUND, f"{what} not found")
+
+
+def _instances(
+    request: HttpRequest, study: str, series: str | None = None, instance: str | None = None
+) -> list[Instance]:
+    rows = list(
+        _scoped(request, study, series, instance)
+        .select_related("blob", "series", "study")
+        .defer("metadata", "study__dicom_json", "series__dicom_json")
+    )
+    if not rows:
+        raise _not_found(study, series, instance)
+    return rows
+
+
+def _originals(request: HttpRequest, instances: list[Instance]) -> dict[str, dict[str, Any]]:
+    """The owner identity to put back, for callers of the owning clinic only."""
+    principal = request.principal  # type: ignore[attr-defined]
+    mine = [
+        i.sop_instance_uid for i in instances if queries.may_see_identity(principal, i.study.organisation_id)
+    ]
+    return identity.originals_for_instances(mine) if mine else {}
+
+
+def _audit(request: HttpRequest, action: str, row: Instance, **detail: Any) -> None:
+    principal = request.principal  # type: ignore[attr-defined]
+    audit.record(
+        action,
+        organisation_id=row.study.organisation_id,
+        user_id=principal.user_id,
+        actor=principal.label,
+        ip=request.META.get("REMOTE_ADDR"),
+        target=f"study:{row.study.study_instance_uid}",
+        detail=detail,
+    )
+
+
+# --- transfer syntax negotiation (PS3.18 8.7.3) -------------------------------------------------------
+
+
+def _dicom_accept(
+    request: HttpRequest, *, allow_zip: bool = False, allow_single: bool = False
+) -> tuple[str, list[str | None]]:
+    """The response shape (multipart, single or zip) and the transfer syntaxes asked for, in order."""
+    header = request.headers.get("Accept")
+    mode: str | None = None
+    wanted: list[str | None] = []
+    for media in parse_accept(header):
+        kind = _dicom_kind(media, allow_zip=allow_zip, allow_single=allow_single)
+        if kind is None or (mode is not None and kind != mode):
+            continue
+        mode = kind
+        wanted.append(media.transfer_syntax)
+    if mode is None:
+        raise VetpacsError(
+            Errors.NOT_ACCEPTABLE,
+            f'Accept {header!r} cannot be served: this resource is multipart/related; type="{DICOM}"',
+        )
+    return mode, wanted
+
+
+def _dicom_kind(media: MediaRange, *, allow_zip: bool, allow_single: bool) -> str | None:
+    if media.media_type in ("*/*", "multipart/*"):
+        return "multipart"
+    if media.media_type == "multipart/related" and media.part_type in (None, DICOM):
+        return "multipart"
+    if media.media_type == DICOM and allow_single:
+        return "single"
+    if media.media_type == ZIP and allow_zip:
+        return "zip"
+    return None
+
+
+def _decodable(stored: str) -> bool:
+    if not UID(stored).is_encapsulated:
+        return True
+    try:
+        return get_decoder(stored).is_available
+    except NotImplementedError:
+        return False
+
+
+def _choose_syntax(instance: Instance, wanted: list[str | None]) -> str:
+    """The syntax this instance goes out in: stored bytes where allowed, an exact decoding otherwise."""
+    stored = instance.transfer_syntax_uid
+    lossy: str | None = None
+    undecodable = False
+    for requested in wanted or [None]:
+        if requested == ANY_SYNTAX:
+            return stored
+        target = requested or DEFAULT_SYNTAX
+        if target == stored:
+            return stored
+        if target in NATIVE_TARGETS:
+            if _decodable(stored):
+                return target
+            undecodable = True
+        elif UID(target).is_transfer_syntax and not codecs.is_lossless(target):
+            lossy = lossy or target
+    if lossy:
+        # R-7.5c: an image is only ever served lossy when it was received (and is stored) that way.
+        raise VetpacsError(
+            Errors.LOSSY_REFUSED,
+            f"transfer syntax {lossy} is lossy and instance {instance.sop_instance_uid} is stored "
+            f"as {stored}; images are never transcoded to a lossy syntax (R-7.5c)",
+        )
+    if undecodable:
+        raise VetpacsError(
+            Errors.CODEC_UNAVAILABLE,
+            f"instance {instance.sop_instance_uid} is stored as {stored}, which cannot be decoded here; "
+            "ask for transfer-syntax=*",
+        )
+    asked = ", ".join(w or DEFAULT_SYNTAX for w in wanted)
+    raise VetpacsError(
+        Errors.NOT_ACCEPTABLE,
+        f"instance {instance.sop_instance_uid} is stored as {stored} and cannot be served as {asked}; "
+        f"ask for transfer-syntax=* or {DEFAULT_SYNTAX}",
+    )
+
+
+def _decode_in_place(ds: Any, instance: Instance) -> None:
+    """Decode to native pixels. Lossless by construction: every stored syntax decodes exactly."""
+    if not UID(ds.file_meta.TransferSyntaxUID).is_encapsulated:
+        return
+    try:
+        # The same instance in another encoding keeps its SOP Instance UID (PS3.5 8.2, PS3.18 8.7.3.5).
+        ds.decompress(generate_instance_uid=False)
+    except (NotImplementedError, RuntimeError, ImportError, ValueError) as exc:
+        raise VetpacsError(
+            Errors.CODEC_UNAVAILABLE,
+            f"instance {instance.sop_instance_uid}: cannot decode {instance.transfer_syntax_uid}: {exc}",
+        ) from None
+
+
+def _instance_bytes(instance: Instance, target: str, originals: dict[str, Any] | None) -> Iterator[bytes]:
+    """The instance as a Part 10 file in `target`, streamed; stored bytes untouched when possible."""
+    stream = blobs.store().open(instance.blob.key)
+    if target == instance.transfer_syntax_uid and not originals:
+        yield from read_chunks(stream)
+        return
+    with stream:
+        ds = read_dataset(stream, defer=False)
+    if originals:
+        restore_identity(ds, originals)
+    if target != instance.transfer_syntax_uid:
+        _decode_in_place(ds, instance)
+        ds.file_meta.TransferSyntaxUID = UID(target)
+    buf = io.BytesIO()
+    dcmwrite(buf, ds, enforce_file_format=True)
+    view = buf.getbuffer()
+    for start in range(0, len(view), STREAM_CHUNK):
+        yield bytes(view[start : start + STREAM_CHUNK])
+
+
+def _retrieve(
+    request: HttpRequest,
+    study: str,
+    series: str | None = None,
+    instance: str | None = None,
+) -> HttpResponse:
+    mode, wanted = _dicom_accept(request, allow_zip=series is None, allow_single=instance is not None)
+    if mode == "zip":
+        return retrieve_study_zip(request, study)
+    rows = _instances(request, study, series, instance)
+    # Decide every instance's syntax before the first byte goes out, so a refusal is a clean 406.
+    targets = [_choose_syntax(row, wanted) for row in rows]
+    originals = _originals(request, rows)
+    level = "instance" if instance else "series" if series else "study"
+    _audit(
+        request,
+        "study.retrieved",
+        rows[0],
+        level=level,
+        series=series,
+        instance=instance,
+        instances=len(rows),
+    )
+    if mode == "single":
+        row, target = rows[0], targets[0]
+        return StreamingHttpResponse(
+            _instance_bytes(row, target, originals.get(row.sop_instance_uid)),
+            content_type=f"{DICOM}; transfer-syntax={target}",
+        )
+    parts = (
+        Part(
+            f"{DICOM}; transfer-syntax={target}",
+            _instance_bytes(row, target, originals.get(row.sop_instance_uid)),
+        )
+        for row, target in zip(rows, targets, strict=True)
+    )
+    return multipart_response(parts, DICOM)
+
+
+def retrieve_study(request: HttpRequest, study: str) -> HttpResponse:
+    return _retrieve(request, study)
+
+
+def retrieve_series(request: HttpRequest, study: str, series: str) -> HttpResponse:
+    return _retrieve(request, study, series)
+
+
+def retrieve_instance(request: HttpRequest, study: str, series: str, instance: str) -> HttpResponse:
+    return _retrieve(request, study, series, instance)
+
+
+# --- ZIP of a whole study ----------------------------------------------------------------------------
+
+
+class _Sink:
+    """A write-only file for zipfile that hands over what was written, so the archive streams."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self._chunks.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        return None
+
+    def take(self) -> bytes:
+        out = b"".join(self._chunks)
+        self._chunks.clear()
+        return out
+
+
+def _zip_name(instance: Instance) -> str:
+    series = instance.series
+    folder = f"S{series.series_number or 0:03d}_{series.modality or 'OT'}"
+    return f"{folder}/{instance.sop_instance_uid}.dcm"
+
+
+def _zip_stream(rows: list[Instance], originals: dict[str, dict[str, Any]]) -> Iterator[bytes]:
+    sink = _Sink()
+    # Deflate with data descriptors is what every unzip tool reads from a stream; level 1 keeps it fast.
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True) as zf:
+        for row in rows:
+            info = zipfile.ZipInfo(_zip_name(row), date_time=row.created_at.timetuple()[:6])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w", force_zip64=True) as entry:
+                for chunk in _instance_bytes(
+                    row, row.transfer_syntax_uid, originals.get(row.sop_instance_uid)
+                ):
+                    entry.write(chunk)
+                    if out := sink.take():
+                        yield out
+            if out := sink.take():
+                yield out
+    yield sink.take()
+
+
+def retrieve_study_zip(request: HttpRequest, study: str) -> HttpResponse:
+    rows = _instances(request, study)
+    originals = _originals(request, rows)
+    _audit(request, "study.downloaded", rows[0], format="zip", instances=len(rows))
+    response = StreamingHttpResponse(_zip_stream(rows, originals), content_type=ZIP)
+    response["Content-Disposition"] = f'attachment; filename="study-{study}.zip"'
+    return response
+
+
+# --- metadata (PS3.18 10.4.1.2) -----------------------------------------------------------------------
+
+
+def _root_url(request: HttpRequest) -> str:
+    path = request.path
+    return request.build_absolute_uri(path[: path.index("/studies/")])
+
+
+def _with_bulk_urls(element_map: dict[str, Any], instance_url: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for tag, element in element_map.items():
+        uri = element.get("BulkDataURI") if isinstance(element, dict) else None
+        if isinstance(uri, str) and uri.startswith(BULK_PREFIX):
+            # PS3.18 8.6.2: BulkDataURI is an absolute URL of the bulkdata resource; Pixel Data's
+            # answers one part per frame, as the frames resource does.
+            out[tag] = {**element, "BulkDataURI": f"{instance_url}/bulkdata/{uri[len(BULK_PREFIX) :]}"}
+        elif isinstance(element, dict) and element.get("vr") == "SQ" and element.get("Value"):
+            items = [_with_bulk_urls(item, instance_url) for item in element["Value"]]
+            out[tag] = {**element, "Value": items}
+        else:
+            out[tag] = element
+    return out
+
+
+def _metadata_stream(request: HttpRequest, qs: QuerySet[Instance], show_identity: bool) -> Iterator[bytes]:
+    import json
+
+    root = _root_url(request)
+    rows = qs.values_list(
+        "sop_instance_uid",
+        "series__series_instance_uid",
+        "study__study_instance_uid",
+        "transfer_syntax_uid",
+        "metadata",
+    )
+    yield b"["
+    first = True
+    batch: list[tuple[Any, ...]] = []
+
+    def flush(batch: list[tuple[Any, ...]]) -> Iterable[bytes]:
+        nonlocal first
+        originals = identity.originals_for_instances([r[0] for r in batch]) if show_identity else {}
+        for sop, series_uid, study_uid, ts, metadata in batch:
+            url = f"{root}/studies/{study_uid}/series/{series_uid}/instances/{sop}"
+            item = _with_bulk_urls(restore_json(metadata or {}, originals.get(sop, {})), url)
+            # PS3.18 10.6.3.3.3 / OHIF: the syntax the instance is available in, for the viewer's decoder.
+            item.setdefault(AVAILABLE_TRANSFER_SYNTAX, {"vr": "UI", "Value": [ts]})
+            body = json.dumps(dict(sorted(item.items())), ensure_ascii=False, separators=(",", ":"))
+            yield (b"" if first else b",") + body.encode("utf-8")
+            first = False
+
+    for row in rows.iterator(chunk_size=METADATA_BATCH):
+        batch.append(row)
+        if len(batch) >= METADATA_BATCH:
+            yield from flush(batch)
+            batch = []
+    if batch:
+        yield from flush(batch)
+    yield b"]"
+
+
+def _metadata(
+    request: HttpRequest, study: str, series: str | None = None, instance: str | None = None
+) -> HttpResponse:
+    accepted = parse_accept(request.headers.get("Accept"))
+    if not any(m.media_type in ("*/*", "application/*", DICOM_JSON, "application/json") for m in accepted):
+        raise VetpacsError(Errors.NOT_ACCEPTABLE, f"metadata is served as {DICOM_JSON} only")
+    qs = _scoped(request, study, series, instance)
+    head = qs.select_related("study").defer("metadata", "study__dicom_json").first()
+    if head is None:
+        raise _not_found(study, series, instance)
+    show_identity = queries.may_see_identity(request.principal, head.study.organisation_id)  # type: ignore[attr-defined]
+    if instance is None:
+        # Viewing is audited where a viewer starts (study or series metadata), not per frame or image.
+        _audit(request, "study.viewed", head, level="series" if series else "study", series=series)
+    return StreamingHttpResponse(
+        _metadata_stream(request, qs, show_identity), content_type=f"{DICOM_JSON}; charset=utf-8"
+    )
+
+
+def retrieve_study_metadata(request: HttpRequest, study: str) -> HttpResponse:
+    return _metadata(request, study)
+
+
+def retrieve_series_metadata(request: HttpRequest, study: str, series: str) -> HttpResponse:
+    return _metadata(request, study, series)
+
+
+def retrieve_instance_metadata(request: HttpRequest, study: str, series: str, instance: str) -> HttpResponse:
+    return _metadata(request, study, series, instance)
+
+
+# --- frames and bulk data (PS3.18 10.4.1.1.4, 10.4.1.1.5) ---------------------------------------------
+
+
+def _frame_numbers(text: str, instance: Instance) -> list[int]:
+    numbers: list[int] = []
+    for piece in text.split(","):
+        try:
+            number = int(piece.strip())
+        except ValueError:
+            raise VetpacsError(
+                Errors.BAD_REQUEST, f"frame list {text!r}: {piece!r} is not a frame number"
+            ) from None
+        if number < 1:
+            raise VetpacsError(Errors.BAD_REQUEST, f"frame numbers start at 1, not {number}")
+        numbers.append(number)
+    available = instance.number_of_frames or 1
+    for number in numbers:
+        if number > available:
+            raise _no_such_frame(number, instance, available)
+    return numbers
+
+
+def _no_such_frame(number: int, instance: Instance, available: int) -> VetpacsError:
+    return VetpacsError(
+        Errors.NOT_FOUND,
+        f"frame {number} does not exist: instance {instance.sop_instance_uid} has {available} frame(s)",
+    )
+
+
+def _frames_mode(request: HttpRequest, stored: str) -> tuple[bool, str]:
+    """(serve stored bytes?, part media type) for a frames or pixel bulk data request."""
+    stored_media = F.media_type_of(stored)
+    lossy: str | None = None
+    for media in parse_accept(request.headers.get("Accept")):
+        if media.media_type in ("*/*", "multipart/*") or (
+            media.media_type == "multipart/related" and media.part_type is None
+        ):
+            if media.transfer_syntax == ANY_SYNTAX:
+                return True, stored_media
+            return False, F.OCTET_STREAM
+        if media.media_type != "multipart/related":
+            continue
+        part, ts = media.part_type, media.transfer_syntax
+        if ts == ANY_SYNTAX:
+            # OHIF asks `type=application/octet-stream; transfer-syntax=*` and reads each part's type.
+            return True, stored_media
+        if part == F.OCTET_STREAM:
+            if ts in (None, *NATIVE_TARGETS) or (ts == stored and stored_media == F.OCTET_STREAM):
+                return False, F.OCTET_STREAM
+            if ts and UID(ts).is_transfer_syntax and not codecs.is_lossless(ts):
+                lossy = lossy or ts
+            continue
+        syntaxes = next((v for k, v in F.MEDIA_TYPE_SYNTAXES.items() if k.lower() == part), None)
+        if syntaxes is None:
+            continue
+        if ts is None and stored in syntaxes or ts == stored:
+            return True, stored_media
+        target = ts or syntaxes[0]
+        if target in syntaxes and not codecs.is_lossless(target):
+            lossy = lossy or target
+    if lossy:
+        raise VetpacsError(
+            Errors.LOSSY_REFUSED,
+            f"frames stored as {stored} are never transcoded to the lossy syntax {lossy} (R-7.5c)",
+        )
+    raise VetpacsError(
+        Errors.NOT_ACCEPTABLE,
+        f"frames are stored as {stored_media} ({stored}); ask for "
+        f'multipart/related; type="{F.OCTET_STREAM}" or transfer-syntax=*',
+    )
+
+
+def _one_instance(request: HttpRequest, study: str, series: str, instance: str) -> Instance:
+    return _instances(request, study, series, instance)[0]
+
+
+def _frames_response(request: HttpRequest, row: Instance, numbers: list[int] | None) -> HttpResponse:
+    stored_bytes, media = _frames_mode(request, row.transfer_syntax_uid)
+    read = F.stored_frame if stored_bytes else F.native_frame
+    with blobs.store().open(row.blob.key) as stream:
+        src = F.open_pixels(stream)
+        indices = [n - 1 for n in numbers] if numbers else list(range(src.number_of_frames))
+        for index in indices:
+            if index >= src.number_of_frames:
+                raise _no_such_frame(index + 1, row, src.number_of_frames)
+        # The first frame (usually the only one) is read now, so a decoding problem is an error
+        # status rather than a cut stream, and no file stays open on a response nobody reads.
+        first = read(src, indices[0])
+    syntax = row.transfer_syntax_uid if stored_bytes and media != F.OCTET_STREAM else DEFAULT_SYNTAX
+    content_type = f"{media}; transfer-syntax={syntax}"
+
+    def parts() -> Iterator[Part]:
+        yield Part(content_type, first)
+        if len(indices) > 1:
+            with blobs.store().open(row.blob.key) as rest:
+                more = F.open_pixels(rest)
+                for index in indices[1:]:
+                    yield Part(content_type, read(more, index))
+
+    return multipart_response(parts(), media)
+
+
+def retrieve_instance_frames(
+    request: HttpRequest, study: str, series: str, instance: str, frames: str
+) -> HttpResponse:
+    row = _one_instance(request, study, series, instance)
+    return _frames_response(request, row, _frame_numbers(frames, row))
+
+
+def _element_bytes(row: Instance, tag: int) -> bytes:
+    with blobs.store().open(row.blob.key) as stream:
+        ds = read_dataset(stream, defer=False)
+    if tag not in ds:
+        raise VetpacsError(
+            Errors.NOT_FOUND,
+            f"instance {row.sop_instance_uid} has no element ({tag >> 16:04X},{tag & 0xFFFF:04X})",
+        )
+    # PS3.18 8.7.3.3: bulk data is the value alone, little endian; an implicit VR header is 8 bytes.
+    buf = DicomBytesIO()
+    buf.is_little_endian, buf.is_implicit_VR = True, True
+    write_data_element(buf, ds[tag])
+    return buf.getvalue()[8:]
+
+
+def retrieve_bulkdata(request: HttpRequest, study: str, series: str, instance: str, tag: str) -> HttpResponse:
+    try:
+        number = int(Tag(int(tag, 16)))
+    except ValueError:
+        raise VetpacsError(Errors.BAD_REQUEST, f"bulk data tag {tag!r} is not 8 hexadecimal digits") from None
+    row = _one_instance(request, study, series, instance)
+    if number in PIXEL_DATA_TAGS:
+        return _frames_response(request, row, None)
+    accepted = parse_accept(request.headers.get("Accept"))
+    if not any(
+        m.media_type in ("*/*", "multipart/*")
+        or (m.media_type == "multipart/related" and m.part_type in (None, F.OCTET_STREAM))
+        for m in accepted
+    ):
+        raise VetpacsError(
+            Errors.NOT_ACCEPTABLE, f'bulk data is served as multipart/related; type="{F.OCTET_STREAM}"'
+        )
+    return multipart_response([Part(F.OCTET_STREAM, _element_bytes(row, number))], F.OCTET_STREAM)
+
+
+# --- rendered and thumbnails (PS3.18 10.4.1.1.3, 10.4.1.1.6) ------------------------------------------
+
+
+def _rendered_media_type(request: HttpRequest) -> str:
+    for media in parse_accept(request.headers.get("Accept")):
+        if media.media_type in render.MEDIA_TYPES:
+            return media.media_type
+        if media.media_type in ("*/*", "image/*"):
+            return render.JPEG
+    raise VetpacsError(Errors.NOT_ACCEPTABLE, f"rendered images are served as {render.JPEG} or {render.PNG}")
+
+
+def _rendered(request: HttpRequest, row: Instance, frame: int, *, thumbnail: bool) -> HttpResponse:
+    media = _rendered_media_type(request)
+    params = request.GET
+    window = render.parse_window(params["window"]) if params.get("window") else None
+    viewport = render.parse_viewport(params["viewport"]) if params.get("viewport") else None
+    quality = render.parse_quality(params["quality"]) if params.get("quality") else None
+    with blobs.store().open(row.blob.key) as stream:
+        src = F.open_pixels(stream)
+        if frame > src.number_of_frames:
+            raise _no_such_frame(frame, row, src.number_of_frames)
+        arr = F.decode_frame(src, frame - 1)
+    body = render.render(
+        arr,
+        src.header,
+        media_type=media,
+        window=window,
+        viewport=viewport,
+        quality=quality,
+        max_size=render.THUMBNAIL_SIZE if thumbnail else None,
+    )
+    response = HttpResponse(body, content_type=media)
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def _representative(request: HttpRequest, study: str, series: str | None, *, middle: bool) -> Instance:
+    """The image that stands for a study or series: its first (or middle) image of the first series."""
+    qs = _scoped(request, study, series).filter(rows__isnull=False).select_related("blob", "study")
+    first = qs.first()
+    if first is None:
+        if not _scoped(request, study, series).exists():
+            raise _not_found(study, series, None)
+        what = f"series {series}" if series else f"study {study}"
+        raise VetpacsError(Errors.NOT_FOUND, f"{what} has no images to render")
+    if not middle:
+        return first
+    same_series = qs.filter(series_id=first.series_id)
+    count = same_series.count()
+    return same_series[count // 2]
+
+
+def retrieve_instance_rendered(request: HttpRequest, study: str, series: str, instance: str) -> HttpResponse:
+    return _rendered(request, _one_instance(request, study, series, instance), 1, thumbnail=False)
+
+
+def retrieve_frames_rendered(
+    request: HttpRequest, study: str, series: str, instance: str, frames: str
+) -> HttpResponse:
+    row = _one_instance(request, study, series, instance)
+    numbers = _frame_numbers(frames, row)
+    if len(numbers) != 1:
+        raise VetpacsError(Errors.BAD_REQUEST, "a rendered frame request names exactly one frame")
+    return _rendered(request, row, numbers[0], thumbnail=False)
+
+
+def retrieve_series_rendered(request: HttpRequest, study: str, series: str) -> HttpResponse:
+    return _rendered(request, _representative(request, study, series, middle=False), 1, thumbnail=False)
+
+
+def retrieve_study_rendered(request: HttpRequest, study: str) -> HttpResponse:
+    return _rendered(request, _representative(request, study, None, middle=False), 1, thumbnail=False)
+
+
+def retrieve_instance_thumbnail(request: HttpRequest, study: str, series: str, instance: str) -> HttpResponse:
+    return _rendered(request, _one_instance(request, study, series, instance), 1, thumbnail=True)
+
+
+def retrieve_series_thumbnail(request: HttpRequest, study: str, series: str) -> HttpResponse:
+    return _rendered(request, _representative(request, study, series, middle=True), 1, thumbnail=True)
+
+
+def retrieve_study_thumbnail(request: HttpRequest, study: str) -> HttpResponse:
+    return _rendered(request, _representative(request, study, None, middle=True), 1, thumbnail=True)
