@@ -12,7 +12,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, get_frame
-from pydicom.pixels import pixel_array
+from pydicom.pixels.utils import pack_bits, pixel_array
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from vetpacs.core.errors import Errors, VetpacsError
@@ -164,8 +164,6 @@ def native_frame(src: PixelSource, index: int) -> bytes:
     """Frame `index` uncompressed, little endian, as PS3.18 8.7.3.3.2 application/octet-stream."""
     arr = decode_frame(src, index)
     if int(src.header.BitsAllocated) == 1:
-        from pydicom.pixels import pack_bits
-
         return pack_bits(arr)
     return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
 
