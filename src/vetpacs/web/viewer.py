@@ -98,6 +98,17 @@ def app_config(request: HttpRequest) -> HttpResponse:
         "showErrorDetails": "production",
         # A clinical tool in daily use: the "investigational use only" modal would stop every open.
         "investigationalUseDialog": {"option": "never"},
+        "customizationService": {
+            # OHIF's first-visit tour is English-only and covers the image; the tools are labelled.
+            "ohif.tours": {"$set": []},
+            # Veterinary overlay: the animal's species and breed beside every image (PS3.3 C.7.1.1).
+            "viewportOverlay.topRight": {
+                "$set": [
+                    _overlay_item("PatientSpeciesDescription", "物种"),
+                    _overlay_item("PatientBreedDescription", "品种"),
+                ]
+            },
+        },
         "defaultDataSourceName": "vetpacs",
         "dataSources": [
             {
@@ -142,6 +153,10 @@ def app_config(request: HttpRequest) -> HttpResponse:
     resp = HttpResponse(body, content_type="text/javascript; charset=utf-8")
     resp["Cache-Control"] = _REVALIDATE
     return resp
+
+
+def _overlay_item(attribute: str, label: str) -> dict[str, str]:
+    return {"id": attribute, "inheritsFrom": "ohif.overlayItem", "attribute": attribute, "label": label}
 
 
 @require_GET
