@@ -36,6 +36,22 @@ class FailingStream(io.RawIOBase):
         return n
 
 
+class TricklingStream(io.RawIOBase):
+    """A source that gives its bytes a few at a time, as a network socket does."""
+
+    def __init__(self, data: bytes, most: int = 65_536) -> None:
+        self.data = io.BytesIO(data)
+        self.most = most
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        chunk = self.data.read(min(len(buffer), self.most))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
 @pytest.mark.requirement("R-6.2.1a")
 @pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
 def test_stored_bytes_read_back_identical_with_their_size_and_sha256(backend: Backend, size: int):
@@ -49,6 +65,14 @@ def test_stored_bytes_read_back_identical_with_their_size_and_sha256(backend: Ba
     assert backend.store.verify(key, info.sha256)
     for copy in backend.copies:
         assert copy.verify(key, info.sha256), f"copy on {copy.name}"
+
+
+def test_a_source_giving_short_reads_is_stored_whole(backend: Backend):
+    data = os.urandom(12 * MIB)
+    key = new_blob_key()
+    info = backend.store.put(key, TricklingStream(data))  # type: ignore[arg-type]
+    assert info.size == len(data)
+    assert backend.store.verify(key, hashlib.sha256(data).hexdigest())
 
 
 def test_open_range_returns_the_bytes_asked_for(backend: Backend):

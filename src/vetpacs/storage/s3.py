@@ -73,7 +73,8 @@ class _HashingReader:
     def read(self, n: int = -1) -> bytes:
         data = self._head.read(n)
         if n < 0 or len(data) < n:
-            rest = self._stream.read(-1 if n < 0 else n - len(data))
+            # Fill the request: a short read would become a part under S3's 5 MiB minimum.
+            rest = self._stream.read() if n < 0 else _read_up_to(self._stream, n - len(data))
             if rest:
                 self.sha256.update(rest)
                 self.size += len(rest)
