@@ -170,6 +170,7 @@ def test_uncompressed_images_are_reencoded_jpegls_losslessly(ingest, django_capt
     assert inst.original_transfer_syntax_uid == "1.2.840.10008.1.2.1"
     stored = _stored(inst)
     assert (stored.pixel_array == ds.pixel_array).all()
+    assert stored.SOPInstanceUID == ds.SOPInstanceUID, "compression must not change the instance's UID"
     assert Blob.objects.count() == 1 and len(list(blobs.store().keys())) == 1
     assert services.compress(inst.id) is False  # idempotent
 
