@@ -21,6 +21,7 @@ VENV_BIN = Path(sys.executable).parent
 VETPACS = str(VENV_BIN / "vetpacs")
 ORG_NAME = "Live Clinic 活体诊所"
 START_TIMEOUT_SECONDS = 60
+STOP_TIMEOUT_SECONDS = 20
 
 
 def free_port() -> int:
@@ -111,9 +112,10 @@ class LiveServer:
             return
         self._signal(signal.SIGTERM)
         try:
-            self.process.wait(timeout=20)
+            self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
             self.kill()
+            return
         self._reap_group()
         self.process = None
 
