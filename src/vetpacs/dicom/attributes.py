@@ -130,13 +130,33 @@ def code_value(ds: Dataset, sequence_keyword: str) -> str:
     return f"{item.get('CodingSchemeDesignator', '')}:{item.get('CodeValue', '')}".strip(":")
 
 
+BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+
+
 def metadata_json(ds: Dataset) -> dict[str, Any]:
-    """The dataset as DICOM JSON, large binary values replaced by bulk-data placeholders."""
+    """The dataset as DICOM JSON; large top-level binary values become bulk-data placeholders.
 
-    def bulk(elem: Any) -> str:
-        return f"{BULK_PREFIX}{elem.tag:08X}"
+    Only top-level elements get a BulkDataURI (their URL names one tag); large values nested in
+    sequences (icon images, say) are kept inline so no URI ever points at the wrong element.
+    """
+    slim = Dataset()
+    bulk: dict[str, Any] = {}
+    for elem in ds:
+        if elem.VR in BINARY_VRS and _length(elem) >= BULK_THRESHOLD:
+            bulk[f"{elem.tag:08X}"] = {"vr": elem.VR, "BulkDataURI": f"{BULK_PREFIX}{elem.tag:08X}"}
+        else:
+            slim.add(elem)
+    out = slim.to_json_dict(bulk_data_threshold=2**62)
+    out.update(bulk)
+    return dict(sorted(out.items()))
 
-    return ds.to_json_dict(bulk_data_threshold=BULK_THRESHOLD, bulk_data_element_handler=bulk)
+
+def _length(elem: Any) -> int:
+    length = getattr(elem, "length", None)
+    if length is not None and length != 0xFFFFFFFF and not isinstance(elem.value, bytes | bytearray):
+        return int(length)
+    value = elem.value
+    return len(value) if isinstance(value, bytes | bytearray) else BULK_THRESHOLD
 
 
 def subset_json(full: dict[str, Any], keywords: tuple[str, ...]) -> dict[str, Any]:

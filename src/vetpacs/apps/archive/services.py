@@ -452,9 +452,10 @@ def verify_blobs() -> tuple[int, list[VerifyProblem]]:
     for blob in Blob.objects.order_by("id").iterator(chunk_size=500):
         checked += 1
         if verify_all is not None:
-            for location, ok in verify_all(blob.key, blob.sha256).items():
-                if not ok:
-                    problems.append(VerifyProblem(blob.key, f"copy on {location} missing or corrupt"))
+            bad = [loc for loc, ok in verify_all(blob.key, blob.sha256).items() if not ok]
+            problems += [VerifyProblem(blob.key, f"copy on {loc} missing or corrupt") for loc in bad]
+            if not bad:
+                Blob.objects.filter(pk=blob.pk).update(verified_at=timezone.now())
             continue
         if not store.exists(blob.key):
             problems.append(VerifyProblem(blob.key, "missing"))
