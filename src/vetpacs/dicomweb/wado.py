@@ -457,8 +457,9 @@ def _frames_mode(request: HttpRequest, stored: str) -> tuple[bool, str]:
     stored_media = F.media_type_of(stored)
     lossy: str | None = None
     for media in parse_accept(request.headers.get("Accept")):
+        # dicomweb-client asks `multipart/related; type="*/*"` by default: any part type will do.
         if media.media_type in ("*/*", "multipart/*") or (
-            media.media_type == "multipart/related" and media.part_type is None
+            media.media_type == "multipart/related" and media.part_type in (None, "*/*")
         ):
             if media.transfer_syntax == ANY_SYNTAX:
                 return True, stored_media
