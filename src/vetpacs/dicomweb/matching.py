@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,11 +71,13 @@ _KEYS = [
 MATCH_KEYS = {k.keyword: k for k in _KEYS}
 
 
+@functools.cache
 def tag_key(keyword: str) -> str:
     """The DICOM JSON key (8 upper-case hex digits) of a keyword."""
     return f"{tag_for_keyword(keyword):08X}"
 
 
+@functools.cache
 def vr_of(tag: str) -> str:
     try:
         return dictionary_VR(int(tag, 16))

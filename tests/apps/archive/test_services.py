@@ -214,3 +214,17 @@ def test_verify_reports_a_corrupted_blob(ingest):
     path.write_bytes(bytes(data))
     checked, problems = services.verify_blobs()
     assert checked == 1 and problems[0].key == blob.key
+
+
+def test_spooled_uploads_left_by_a_crash_are_swept(clinic, settings):
+    import os
+
+    incoming = settings.VETPACS_INCOMING_DIR
+    incoming.mkdir(parents=True, exist_ok=True)
+    stale = incoming / "stow-crashed.part"
+    stale.write_bytes(b"part of a body")
+    os.utime(stale, (0, 0))
+    fresh = incoming / "stow-in-flight.part"
+    fresh.write_bytes(b"being written now")
+    assert services.sweep_orphans() == 1
+    assert not stale.exists() and fresh.exists(), "only leftovers older than the grace period go"

@@ -428,8 +428,11 @@ def sweep_orphans(*, older_than_seconds: int | None = None) -> int:
             removed += 1
         pending.delete()
     temporary = getattr(store, "temporary_files", None)
-    if temporary:
-        for tmp in temporary():
+    leftovers = list(temporary()) if temporary else []
+    # Request bodies and parts spooled by STOW-RS or uploads that a crash interrupted.
+    leftovers += [p for p in Path(settings.VETPACS_INCOMING_DIR).glob("*") if p.is_file()]
+    if leftovers:
+        for tmp in leftovers:
             with contextlib.suppress(FileNotFoundError):
                 if tmp.stat().st_mtime <= cutoff.timestamp():
                     tmp.unlink()
