@@ -39,8 +39,9 @@ test-postgres:
 	VETPACS_TEST_DATABASE=postgresql $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: setup-test
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/vetpacs makemigrations --check --dry-run
 
 bench: setup-test viewer

@@ -38,7 +38,7 @@ def wait_http(url: str, headers: dict[str, str] | None = None, timeout: float = 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            req = urllib.request.Request(url, headers=headers or {})
+            req = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - loopback http only
             with urllib.request.urlopen(req, timeout=2) as r:  # noqa: S310 - loopback only
                 if r.status < 500:
                     return
@@ -50,15 +50,18 @@ def wait_http(url: str, headers: dict[str, str] | None = None, timeout: float = 
 def image_250kb(i: int, study_uid: str, series_uid: str) -> bytes:
     """An uncompressed 16-bit DX image of 354x354 (about 250 KB), as a DR sends it."""
     from pydicom.uid import generate_uid
-
     from tests.builders import dicom as build
 
     rng = np.random.default_rng(i)
     y, x = np.mgrid[0:354, 0:354]
     pixels = ((x * 7 + y * 3) % 4096 + rng.integers(0, 64, (354, 354))).astype(np.uint16)
     ds = build.image(
-        study_uid=study_uid, series_uid=series_uid, sop_uid=generate_uid(), pixels=pixels,
-        InstanceNumber=i + 1, patient_id=f"BENCH-{i // 50}",
+        study_uid=study_uid,
+        series_uid=series_uid,
+        sop_uid=generate_uid(),
+        pixels=pixels,
+        InstanceNumber=i + 1,
+        patient_id=f"BENCH-{i // 50}",
     )
     return build.to_bytes(ds)
 
@@ -120,10 +123,13 @@ def vetpacs_server(workers: int = 2, database_url: str | None = None) -> Iterato
     port = free_port()
     proc = subprocess.Popen(
         [cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    server = Server("vetpacs", f"http://127.0.0.1:{port}/dicomweb",
-                    {"Authorization": f"Bearer {token}"}, proc, work)
+    server = Server(
+        "vetpacs", f"http://127.0.0.1:{port}/dicomweb", {"Authorization": f"Bearer {token}"}, proc, work
+    )
     try:
         wait_http(server.base + "/studies?limit=1", server.headers)
         yield server
@@ -138,15 +144,23 @@ def orthanc_server() -> Iterator[Server]:
     work = Path(tempfile.mkdtemp(prefix="orthanc-bench-"))
     port, dicom_port = free_port(), free_port()
     config = {
-        "Name": "bench", "StorageDirectory": str(work / "db"), "IndexDirectory": str(work / "db"),
-        "HttpPort": port, "DicomPort": dicom_port, "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False, "Plugins": [ORTHANC_DICOMWEB],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}, "HttpThreadsCount": 50,
-        "StorageCompression": False, "ConcurrentJobs": 2,
+        "Name": "bench",
+        "StorageDirectory": str(work / "db"),
+        "IndexDirectory": str(work / "db"),
+        "HttpPort": port,
+        "DicomPort": dicom_port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "Plugins": [ORTHANC_DICOMWEB],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+        "HttpThreadsCount": 50,
+        "StorageCompression": False,
+        "ConcurrentJobs": 2,
     }
     (work / "orthanc.json").write_text(json.dumps(config))
-    proc = subprocess.Popen([ORTHANC, str(work / "orthanc.json")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [ORTHANC, str(work / "orthanc.json")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     server = Server("orthanc", f"http://127.0.0.1:{port}/dicom-web", {}, proc, work)
     try:
         wait_http(f"http://127.0.0.1:{port}/system")
@@ -158,4 +172,6 @@ def orthanc_server() -> Iterator[Server]:
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
-    return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1] if len(values) > 1 else values[0]
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1] if len(values) > 1 else values[0]
+    )

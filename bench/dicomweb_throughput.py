@@ -37,8 +37,11 @@ def ingest(server: Server, images: list[bytes], clients: int) -> float:
 
     def send(batch: list[bytes]) -> None:
         body, ctype = multipart(batch)
-        r = session.post(f"{server.base}/studies", data=body,
-                         headers={**server.headers, "Content-Type": ctype, "Accept": "application/dicom+json"})
+        r = session.post(
+            f"{server.base}/studies",
+            data=body,
+            headers={**server.headers, "Content-Type": ctype, "Accept": "application/dicom+json"},
+        )
         if r.status_code != 200:
             raise RuntimeError(f"{server.name} STOW answered {r.status_code}: {r.text[:300]}")
 
@@ -54,8 +57,10 @@ def export(server: Server, refs: list[tuple[str, str, str]], clients: int) -> fl
 
     def get(ref: tuple[str, str, str]) -> int:
         st, se, sop = ref
-        r = session.get(f"{server.base}/studies/{st}/series/{se}/instances/{sop}",
-                        headers={**server.headers, "Accept": accept})
+        r = session.get(
+            f"{server.base}/studies/{st}/series/{se}/instances/{sop}",
+            headers={**server.headers, "Accept": accept},
+        )
         if r.status_code != 200:
             raise RuntimeError(f"{server.name} WADO answered {r.status_code}: {r.text[:300]}")
         return len(r.content)
@@ -124,11 +129,18 @@ def main() -> None:
         with orthanc_server() as server:
             table["orthanc"] = run(server, images, clients, query_studies)
     print()
-    print(f"{'measure':<22}{'spec':>12}" + "".join(f"{k:>12}" for k in table) +
-          ("   vetpacs/orthanc" if "orthanc" in table else ""))
+    print(
+        f"{'measure':<22}{'spec':>12}"
+        + "".join(f"{k:>12}" for k in table)
+        + ("   vetpacs/orthanc" if "orthanc" in table else "")
+    )
     for key in table["vetpacs"]:
-        spec = {"ingest": f">= {SPEC_IMPORT}/s", "export": f">= {SPEC_EXPORT}/s",
-                "query_p99_s": f"<= {SPEC_QUERY_S} s", "query_rps": ""}[key.split("_c")[0]]
+        spec = {
+            "ingest": f">= {SPEC_IMPORT}/s",
+            "export": f">= {SPEC_EXPORT}/s",
+            "query_p99_s": f"<= {SPEC_QUERY_S} s",
+            "query_rps": "",
+        }[key.split("_c")[0]]
         row = f"{key:<22}{spec:>12}" + "".join(f"{table[k][key]:>12.3f}" for k in table)
         if "orthanc" in table:
             ratio = table["vetpacs"][key] / table["orthanc"][key]

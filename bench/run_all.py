@@ -11,5 +11,7 @@ if __name__ == "__main__":
     failed = 0
     for name in BENCHES:
         print(f"\n=== {name} ===", flush=True)
-        failed += subprocess.run([sys.executable, str(HERE / name), *sys.argv[1:]], check=False).returncode != 0
+        failed += (
+            subprocess.run([sys.executable, str(HERE / name), *sys.argv[1:]], check=False).returncode != 0
+        )
     sys.exit(1 if failed else 0)
