@@ -97,8 +97,11 @@ def serve(argv: list[str]) -> int:
     cmd.append("vetpacs.platform.wsgi:application")
     worker = None
     if opts.with_worker:
-        worker = subprocess.Popen([sys.executable, "-m", "vetpacs.cli", "worker"])
+        # Quiet: one log line per task would bury the login details printed before serving.
+        worker = subprocess.Popen([sys.executable, "-m", "vetpacs.cli", "worker", "--verbosity", "0"])
     server = subprocess.Popen(cmd)
+    scheme = "https" if opts.tls_cert else "http"
+    print(f"vetpacs is serving at {scheme}://{opts.host}:{opts.port} (Ctrl-C stops it)", flush=True)
 
     def stop(signum: int, _frame: object) -> None:
         for proc in (server, worker):

@@ -13,4 +13,5 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         n = services.sweep_orphans(older_than_seconds=0 if opts["now"] else None)
-        self.stdout.write(f"{n} orphans removed")
+        if n or opts["verbosity"] >= 1:
+            self.stdout.write(f"{n} orphans removed")
