@@ -62,19 +62,6 @@ SERIES_KEYWORDS = (
     "StationName",
     "InstitutionName",
 )
-INSTANCE_KEYWORDS = (
-    "SOPClassUID",
-    "SOPInstanceUID",
-    "InstanceNumber",
-    "Rows",
-    "Columns",
-    "BitsAllocated",
-    "NumberOfFrames",
-    "ContentDate",
-    "ContentTime",
-    "ImageType",
-    "AcquisitionDateTime",
-)
 
 
 def text(ds: Dataset, keyword: str, limit: int | None = None) -> str:

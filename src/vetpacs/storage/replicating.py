@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from vetpacs.core.errors import Errors, VetpacsError
 from vetpacs.storage.base import BlobInfo, BlobStore, validate_key
@@ -16,6 +16,7 @@ from vetpacs.storage.local import LocalBlobStore
 log = logging.getLogger(__name__)
 
 # A copy that cannot be read for either reason is skipped; the next copy may serve the read.
+_T = TypeVar("_T")
 _UNREADABLE = frozenset({Errors.BLOB_MISSING.code, Errors.STORAGE_FAILED.code})
 
 
@@ -112,25 +113,18 @@ class ReplicatingBlobStore:
     # -- reading ---------------------------------------------------------------------------------
 
     def open(self, key: str) -> BinaryIO:
-        validate_key(key)
-        reasons = []
-        for store in self.stores:
-            try:
-                return store.open(key)
-            except VetpacsError as exc:
-                if exc.code not in _UNREADABLE:
-                    raise
-                reasons.append(f"{store.name}: {exc.detail}")
-        raise VetpacsError(
-            Errors.BLOB_MISSING, f"blob {key} is missing from every replica ({'; '.join(reasons)})"
-        )
+        return self._from_first_readable(key, lambda store: store.open(key))
 
     def open_range(self, key: str, start: int, end: int) -> bytes:
+        return self._from_first_readable(key, lambda store: store.open_range(key, start, end))
+
+    def _from_first_readable(self, key: str, read: Callable[[BlobStore], _T]) -> _T:
+        """Read from the first copy that answers; a missing or failing copy falls through."""
         validate_key(key)
         reasons = []
         for store in self.stores:
             try:
-                return store.open_range(key, start, end)
+                return read(store)
             except VetpacsError as exc:
                 if exc.code not in _UNREADABLE:
                     raise

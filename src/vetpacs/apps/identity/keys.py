@@ -26,6 +26,14 @@ def _wrap_aad(organisation_id: int) -> bytes:
 
 def current_data_key(organisation_id: int) -> tuple[DataKey, bytes]:
     """The clinic's live data key (created on first use), unwrapped."""
+    # The common case reads without a lock; only creating the first key needs one.
+    row = (
+        DataKey.objects.filter(organisation_id=organisation_id, destroyed_at__isnull=True)
+        .order_by("id")
+        .first()
+    )
+    if row is not None:
+        return row, unwrap(row)
     with transaction.atomic():
         row = (
             DataKey.objects.select_for_update()
