@@ -39,8 +39,11 @@ def is_storage_sop_class(uid: str) -> bool:
         return False
 
 
-def validate(ds: Dataset) -> None:
-    """Refuse what the archive cannot index or serve faithfully."""
+def validate(ds: Dataset, *, pixel_length: int | None = None, has_pixel_data: bool | None = None) -> None:
+    """Refuse what the archive cannot index or serve faithfully.
+
+    A dataset read only up to Pixel Data passes has_pixel_data and the element's pixel_length.
+    """
     for keyword in REQUIRED_UIDS:
         value = str(ds.get(keyword, "") or "").strip()
         if not value:
@@ -58,11 +61,11 @@ def validate(ds: Dataset) -> None:
             Errors.MISSING_ATTRIBUTE,
             f"Media Storage SOP Instance UID {meta_sop} differs from SOP Instance UID {ds.SOPInstanceUID}",
         )
-    if "PixelData" in ds:
-        _validate_pixel_module(ds)
+    if has_pixel_data if has_pixel_data is not None else "PixelData" in ds:
+        _validate_pixel_module(ds, pixel_length)
 
 
-def _validate_pixel_module(ds: Dataset) -> None:
+def _validate_pixel_module(ds: Dataset, pixel_length: int | None = None) -> None:
     for keyword in ("Rows", "Columns", "BitsAllocated", "SamplesPerPixel"):
         if ds.get(keyword) in (None, ""):
             raise VetpacsError(
@@ -75,7 +78,12 @@ def _validate_pixel_module(ds: Dataset) -> None:
     bits = int(ds.BitsAllocated)
     pixels = int(ds.Rows) * int(ds.Columns) * int(ds.SamplesPerPixel) * frames
     expected = (pixels + 7) // 8 if bits == 1 else pixels * (bits // 8)
-    actual = _value_length(ds, 0x7FE00010)
+    actual = pixel_length if pixel_length is not None else _value_length(ds, 0x7FE00010)
+    if actual == 0xFFFFFFFF:
+        raise VetpacsError(
+            Errors.INCONSISTENT_PIXEL_DATA,
+            f"Pixel Data is encapsulated but the transfer syntax {ts} is not a compressed one",
+        )
     if actual is not None and actual < expected:
         raise VetpacsError(
             Errors.INCONSISTENT_PIXEL_DATA,

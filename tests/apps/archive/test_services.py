@@ -179,7 +179,7 @@ def test_compression_is_queued_in_the_ingest_transaction(ingest):
     from django_tasks_db.models import DBTaskResult
 
     ingest(build.image())
-    assert DBTaskResult.objects.filter(task_path__endswith="compress_instance").count() == 1
+    assert DBTaskResult.objects.filter(task_path__endswith="compress_instances").count() == 1
 
 
 def test_another_organisation_cannot_reuse_a_study_uid(ingest, other_clinic):

@@ -12,6 +12,12 @@ def compress_instance(instance_id: int) -> bool:
 
 
 @task()
+def compress_instances(instance_ids: list[int]) -> int:
+    """archive.compress_instances: the same for the instances of one ingest batch."""
+    return sum(services.compress(i) for i in instance_ids)
+
+
+@task()
 def sweep_orphans() -> int:
     """archive.sweep_orphans: remove blobs left by interrupted writes."""
     return services.sweep_orphans()

@@ -45,28 +45,52 @@ def record(
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append an event. Runs inside the caller's transaction, so it lands with the change."""
+    return record_many(
+        [
+            {
+                "action": action,
+                "organisation_id": organisation_id,
+                "user_id": user_id,
+                "actor": actor,
+                "target": target,
+                "ip": ip,
+                "result": result,
+                "detail": detail,
+            }
+        ]
+    )[0]
+
+
+def record_many(events: list[dict[str, Any]]) -> list[AuditEvent]:
+    """Append several events (each a dict of record()'s arguments) under one lock of the chain head."""
+    if not events:
+        return []
     with transaction.atomic():
         AuditHead.objects.get_or_create(id=1, defaults={"hash": GENESIS})
         head = AuditHead.objects.select_for_update().get(id=1)
         prev = head.hash
-        event = AuditEvent(
-            at=timezone.now(),
-            action=action,
-            organisation_id=organisation_id,
-            user_id=user_id,
-            actor=actor or ("system" if user_id is None else f"user:{user_id}"),
-            target=target,
-            ip=ip,
-            result=result,
-            detail=detail or {},
-            prev_hash=prev,
-        )
-        # Round-trip the detail through JSON so the hash matches what the database returns.
-        event.detail = json.loads(json.dumps(event.detail, ensure_ascii=False, default=str))
-        event.hash = _digest(prev, _fields(event))
-        event.save()
-        AuditHead.objects.filter(id=1).update(hash=event.hash)
-    return event
+        rows = []
+        now = timezone.now()
+        for e in events:
+            user_id = e.get("user_id")
+            event = AuditEvent(
+                at=now,
+                action=e["action"],
+                organisation_id=e.get("organisation_id"),
+                user_id=user_id,
+                actor=e.get("actor") or ("system" if user_id is None else f"user:{user_id}"),
+                target=e.get("target", ""),
+                ip=e.get("ip"),
+                result=e.get("result", "ok"),
+                detail=json.loads(json.dumps(e.get("detail") or {}, ensure_ascii=False, default=str)),
+                prev_hash=prev,
+            )
+            event.hash = _digest(prev, _fields(event))
+            prev = event.hash
+            rows.append(event)
+        AuditEvent.objects.bulk_create(rows)
+        AuditHead.objects.filter(id=1).update(hash=prev)
+    return rows
 
 
 def verify_chain() -> AuditEvent | None:

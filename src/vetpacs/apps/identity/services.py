@@ -74,25 +74,29 @@ def owner_pseudonyms_matching(
     return out
 
 
-def keep_instance_originals(
-    *,
-    organisation_id: int,
-    study_instance_uid: str,
-    sop_instance_uid: str,
-    owner: Owner | None,
-    originals: dict[str, Any],
+def keep_originals(
+    *, organisation_id: int, entries: list[tuple[str, str, Owner | None, dict[str, Any]]]
 ) -> None:
+    """Keep the original owner attributes removed from instances: (study uid, SOP uid, owner, originals)."""
+    if not entries:
+        return
     row, key = keys.current_data_key(organisation_id)
-    sealed = crypto.seal(key, json.dumps(originals, ensure_ascii=False).encode(), sop_instance_uid.encode())
-    InstanceIdentity.objects.update_or_create(
-        sop_instance_uid=sop_instance_uid,
-        defaults={
-            "organisation_id": organisation_id,
-            "study_instance_uid": study_instance_uid,
-            "owner": owner,
-            "data_key": row,
-            "originals_enc": sealed,
-        },
+    sop_uids = [sop for _, sop, _, _ in entries]
+    InstanceIdentity.objects.filter(sop_instance_uid__in=sop_uids).delete()  # replaced versions
+    InstanceIdentity.objects.bulk_create(
+        [
+            InstanceIdentity(
+                organisation_id=organisation_id,
+                study_instance_uid=study,
+                sop_instance_uid=sop,
+                owner=owner,
+                data_key=row,
+                originals_enc=crypto.seal(
+                    key, json.dumps(originals, ensure_ascii=False).encode(), sop.encode()
+                ),
+            )
+            for study, sop, owner, originals in entries
+        ]
     )
 
 

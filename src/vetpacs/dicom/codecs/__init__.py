@@ -45,9 +45,10 @@ def is_uncompressed(transfer_syntax: str) -> bool:
     return not UID(transfer_syntax).is_encapsulated
 
 
-def can_compress(ds: Dataset) -> bool:
+def can_compress(ds: Dataset, *, has_pixel_data: bool | None = None) -> bool:
     """JPEG-LS (CharLS) takes 2-16 bit integer pixels, 1 or 3 samples; leave the rest as they are."""
-    if "PixelData" not in ds or not is_uncompressed(ds.file_meta.TransferSyntaxUID):
+    present = has_pixel_data if has_pixel_data is not None else "PixelData" in ds
+    if not present or not is_uncompressed(ds.file_meta.TransferSyntaxUID):
         return False
     bits = int(ds.get("BitsAllocated") or 0)
     stored = int(ds.get("BitsStored") or bits)

@@ -1,0 +1,639 @@
+"""The ingest service, shared by STOW-RS, `vetpacs import` and gateway uploads (R-6.2.1a, R-7.5a/c).
+
+A batch of files is archived in three steps:
+1. each file alone: hash, parse up to Pixel Data, validate, judge repeats, split the owner's identity;
+2. each blob written (its key first recorded as pending, then temporary name, fsync, rename), the
+   stored file being the received one with only its header changed (dicom.splice);
+3. one transaction indexes the whole batch with bulk inserts, clears the pending rows, appends the
+   audit events and queues compression.
+If that transaction meets a concurrent writer (a unique key taken meanwhile), the batch's blobs go
+and every file is retried in a transaction of its own, where a repeat is judged as such.
+
+Crash safety (kill -9 at any point): the index never points at a missing blob; a blob left by a
+crash is named by its pending row and swept; repeating the same upload is an idempotent success.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from pydicom import dcmwrite
+from pydicom.valuerep import PersonName
+
+from vetpacs.apps.archive import blobs
+from vetpacs.apps.archive.models import Blob, Instance, InstanceVersion, Patient, PendingBlob, Series, Study
+from vetpacs.apps.audit import services as audit
+from vetpacs.apps.identity import services as identity
+from vetpacs.core.errors import Errors, VetpacsError
+from vetpacs.dicom import attributes as A
+from vetpacs.dicom import codecs, splice
+from vetpacs.dicom.identity import is_veterinary, owner_fields, split_identity
+from vetpacs.dicom.parse import read_dataset, validate
+from vetpacs.storage.base import CHUNK_SIZE, BlobInfo, new_blob_key
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    status: str  # stored | duplicate | replaced
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    instance_id: int
+
+
+@dataclass
+class _Item:
+    """One file on its way in."""
+
+    index: int
+    path: Path
+    sha256: str
+    size: int
+    ds: Any  # the dataset up to Pixel Data (or whole, when the syntax cannot be spliced)
+    header: splice.Header | None
+    has_pixel_data: bool
+    pixel: splice.PixelElement | None = None
+    previous: Instance | None = None
+    owner: Any = None
+    originals: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    key: str = ""
+    info: BlobInfo | None = None
+
+    @property
+    def sop_uid(self) -> str:
+        return str(self.ds.SOPInstanceUID)
+
+    @property
+    def study_uid(self) -> str:
+        return str(self.ds.StudyInstanceUID)
+
+    @property
+    def series_uid(self) -> str:
+        return str(self.ds.SeriesInstanceUID)
+
+
+@dataclass(frozen=True)
+class _Caller:
+    organisation_id: int
+    actor: str
+    user_id: int | None
+    ip: str | None
+    source: str
+
+
+Outcome = IngestResult | VetpacsError
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK_SIZE):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def ingest_file(
+    path: str | os.PathLike[str],
+    *,
+    organisation_id: int,
+    actor: str = "system",
+    user_id: int | None = None,
+    ip: str | None = None,
+    source: str = "import",
+    expected_study_uid: str | None = None,
+    declared_sha256: str | None = None,
+    sha256: str | None = None,
+) -> IngestResult:
+    """Archive one DICOM file from a local path. Raises VetpacsError naming what was wrong."""
+    [outcome] = ingest_batch(
+        [path],
+        organisation_id=organisation_id,
+        actor=actor,
+        user_id=user_id,
+        ip=ip,
+        source=source,
+        expected_study_uid=expected_study_uid,
+        declared_sha256s=[declared_sha256],
+        sha256s=[sha256],
+    )
+    if isinstance(outcome, VetpacsError):
+        raise outcome
+    return outcome
+
+
+def ingest_batch(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    organisation_id: int,
+    actor: str = "system",
+    user_id: int | None = None,
+    ip: str | None = None,
+    source: str = "import",
+    expected_study_uid: str | None = None,
+    declared_sha256s: Sequence[str | None] | None = None,
+    sha256s: Sequence[str | None] | None = None,
+) -> list[Outcome]:
+    """Archive several files; one outcome per file, in order: its result or the error refusing it."""
+    caller = _Caller(organisation_id, actor, user_id, ip, source)
+    outcomes: list[Outcome | None] = [None] * len(paths)
+    items: list[_Item] = []
+    for i, raw in enumerate(paths):
+        try:
+            items.append(
+                _read(
+                    i,
+                    Path(raw),
+                    (sha256s or [None] * len(paths))[i],
+                    (declared_sha256s or [None] * len(paths))[i],
+                    expected_study_uid,
+                )
+            )
+        except VetpacsError as exc:
+            outcomes[i] = exc
+    items = _judge_repeats(items, outcomes, organisation_id)
+    store = blobs.store()
+    if items:
+        PendingBlob.objects.bulk_create([PendingBlob(key=_new_key(item)) for item in items])
+    written: list[_Item] = []
+    for item in items:
+        try:
+            _protect_identity(item, organisation_id)
+            item.info = _write_blob(store, item)
+            written.append(item)
+        except VetpacsError as exc:
+            discard(store, [item.key])
+            outcomes[item.index] = exc
+        except BaseException:
+            discard(store, [i.key for i in items])
+            raise
+    if written:
+        try:
+            for item, result in zip(written, _index(written, caller), strict=True):
+                outcomes[item.index] = result
+        except (IntegrityError, _Conflict):
+            # A concurrent writer took a key, or the batch holds the same instance twice: one by one.
+            discard(store, [i.key for i in written])
+            for item in written:
+                outcomes[item.index] = (
+                    _retry_alone(item, caller, expected_study_uid)
+                    if len(written) > 1
+                    else _sole(item, caller)
+                )
+        except BaseException:
+            discard(store, [i.key for i in written])
+            raise
+    return [o if o is not None else VetpacsError(Errors.STORAGE_FAILED, "not processed") for o in outcomes]
+
+
+class _Conflict(Exception):
+    """The batch cannot be indexed in one go (a repeat inside it)."""
+
+
+def _retry_alone(item: _Item, caller: _Caller, expected_study_uid: str | None) -> Outcome:
+    [outcome] = ingest_batch(
+        [item.path],
+        organisation_id=caller.organisation_id,
+        actor=caller.actor,
+        user_id=caller.user_id,
+        ip=caller.ip,
+        source=caller.source,
+        expected_study_uid=expected_study_uid,
+        sha256s=[item.sha256],
+    )
+    return outcome
+
+
+def _sole(item: _Item, caller: _Caller) -> Outcome:
+    """A single file whose own transaction met a concurrent writer: judge it as a repeat."""
+    try:
+        existing = _existing_outcome(item, caller.organisation_id)
+    except VetpacsError as exc:
+        return exc
+    if existing is not None:
+        return existing
+    return VetpacsError(
+        Errors.STORAGE_FAILED, f"instance {item.sop_uid} met a concurrent change; send it again"
+    )
+
+
+def _read(index: int, path: Path, sha: str | None, declared: str | None, expected_study: str | None) -> _Item:
+    received = sha or file_sha256(path)
+    if declared and declared.lower() != received:
+        raise VetpacsError(
+            Errors.CHECKSUM_MISMATCH,
+            f"declared SHA-256 {declared} but the received bytes hash to {received}",
+        )
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        header = splice.read_header(f)
+        if splice.can_splice(header.ds):
+            pixel = splice.pixel_element(f, header)
+            ds = header.ds
+            item = _Item(index, path, received, size, ds, header, pixel is not None, pixel)
+            validate(ds, has_pixel_data=pixel is not None, pixel_length=pixel.length if pixel else None)
+        else:
+            # Deflated or big endian: the header cannot be cut from the rest; read the whole file.
+            ds = read_dataset(path)
+            item = _Item(index, path, received, size, ds, None, "PixelData" in ds)
+            validate(ds)
+    if expected_study and item.study_uid != expected_study:
+        raise VetpacsError(
+            Errors.STUDY_UID_MISMATCH,
+            f"instance {item.sop_uid} belongs to study {item.study_uid}, not {expected_study}",
+        )
+    return item
+
+
+def _judge_repeats(items: list[_Item], outcomes: list[Outcome | None], organisation_id: int) -> list[_Item]:
+    """Repeats of stored instances answer now; what is left goes on to be stored."""
+    stored = {
+        inst.sop_instance_uid: inst
+        for inst in Instance.objects.filter(sop_instance_uid__in=[i.sop_uid for i in items]).select_related(
+            "study", "series", "blob"
+        )
+    }
+    rest = []
+    for item in items:
+        inst = stored.get(item.sop_uid)
+        if inst is None:
+            rest.append(item)
+            continue
+        try:
+            outcome = _judge(item, inst, organisation_id)
+        except VetpacsError as exc:
+            outcomes[item.index] = exc
+            continue
+        if outcome is None:
+            item.previous = inst
+            rest.append(item)
+        else:
+            outcomes[item.index] = outcome
+    return rest
+
+
+def _judge(item: _Item, inst: Instance, organisation_id: int) -> IngestResult | None:
+    if inst.study.organisation_id != organisation_id:
+        raise VetpacsError(
+            Errors.UID_IN_OTHER_ORGANISATION,
+            f"SOP Instance UID {item.sop_uid} is already used by another organisation's data",
+        )
+    if inst.original_sha256 == item.sha256:
+        return _result("duplicate", inst)
+    if settings.VETPACS_KEEP_VERSIONS:
+        return None
+    raise VetpacsError(
+        Errors.DUPLICATE_INSTANCE,
+        f"SOP Instance UID {item.sop_uid} is already stored with different content "
+        f"(stored SHA-256 {inst.original_sha256}, received {item.sha256})",
+    )
+
+
+def _existing_outcome(item: _Item, organisation_id: int) -> IngestResult | None:
+    inst = Instance.objects.filter(sop_instance_uid=item.sop_uid).select_related("study", "series").first()
+    return None if inst is None else _judge(item, inst, organisation_id)
+
+
+def _new_key(item: _Item) -> str:
+    item.key = new_blob_key()
+    return item.key
+
+
+def _protect_identity(item: _Item, organisation_id: int) -> None:
+    """Owner identifiers go to the identity store; the stored file carries a pseudonym."""
+    item.owner = identity.find_or_create_owner(organisation_id=organisation_id, fields=owner_fields(item.ds))
+    pseudonym = item.owner.pseudonym if item.owner else identity.new_pseudonym()
+    item.originals = split_identity(item.ds, pseudonym)
+    item.metadata = A.metadata_json(item.ds)
+    if item.pixel is not None:
+        # Read up to Pixel Data only: the placeholder stands for the element left on disk.
+        tag = f"{item.pixel.tag:08X}"
+        item.metadata[tag] = {"vr": item.pixel.vr, "BulkDataURI": f"{A.BULK_PREFIX}{tag}"}
+        item.metadata = dict(sorted(item.metadata.items()))
+
+
+def _write_blob(store: Any, item: _Item) -> BlobInfo:
+    if not item.originals:
+        # Nothing to change: keep the received bytes exactly (lossy originals stay as they came).
+        with item.path.open("rb") as f:
+            return store.put(item.key, f)
+    if item.header is not None:
+        with item.path.open("rb") as src:
+            return _put_via_temporary(
+                store, item.key, lambda tmp: splice.write_spliced(item.header, src, tmp)
+            )
+    return put_dataset(store, item.key, item.ds)
+
+
+def _put_via_temporary(store: Any, key: str, write: Any) -> BlobInfo:
+    incoming = Path(settings.VETPACS_INCOMING_DIR)
+    incoming.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=incoming) as tmp:
+        write(tmp)
+        tmp.seek(0)
+        return store.put(key, tmp)
+
+
+def put_dataset(store: Any, key: str, ds: Any) -> BlobInfo:
+    return _put_via_temporary(store, key, lambda tmp: dcmwrite(tmp, ds, enforce_file_format=True))
+
+
+def discard(store: Any, keys: list[str]) -> None:
+    """Remove blobs that will not be indexed, and their pending rows."""
+    for key in keys:
+        with contextlib.suppress(Exception):
+            store.delete(key)
+    with contextlib.suppress(Exception):
+        PendingBlob.objects.filter(key__in=keys).delete()
+
+
+def _result(status: str, inst: Instance) -> IngestResult:
+    return IngestResult(
+        status=status,
+        sop_class_uid=inst.sop_class_uid,
+        sop_instance_uid=inst.sop_instance_uid,
+        study_instance_uid=inst.study.study_instance_uid,
+        series_instance_uid=inst.series.series_instance_uid,
+        instance_id=inst.id,
+    )
+
+
+def _patient_fields(ds: Any) -> dict[str, Any]:
+    pn = PersonName(A.text(ds, "PatientName"))
+    animal = (pn.given_name if is_veterinary(ds) else "") or str(pn)
+    return {
+        "patient_name": A.text(ds, "PatientName", 200),
+        "animal_name": str(animal)[:200],
+        "species_description": A.text(ds, "PatientSpeciesDescription", 64),
+        "species_code": A.code_value(ds, "PatientSpeciesCodeSequence")[:64],
+        "breed_description": A.text(ds, "PatientBreedDescription", 64),
+        "breed_code": A.code_value(ds, "PatientBreedCodeSequence")[:64],
+        "sex": A.text(ds, "PatientSex", 16),
+        "sex_neutered": A.text(ds, "PatientSexNeutered", 16),
+        "birth_date": A.date(ds, "PatientBirthDate"),
+        "weight_kg": A.decimal(ds, "PatientWeight"),
+        "owner_pseudonym": A.text(ds, "ResponsiblePerson", 32),
+    }
+
+
+def _patient_id(ds: Any) -> str:
+    return A.text(ds, "PatientID", 64) or f"NOID-{str(ds.StudyInstanceUID)[-20:]}"
+
+
+def _index(items: list[_Item], caller: _Caller) -> list[IngestResult]:
+    """Index the whole batch in one transaction; raises _Conflict or IntegrityError to go one by one."""
+    if len({i.sop_uid for i in items}) != len(items):
+        raise _Conflict
+    org_id = caller.organisation_id
+    with transaction.atomic():
+        studies = {
+            s.study_instance_uid: s
+            for s in Study.objects.select_for_update().filter(
+                study_instance_uid__in={i.study_uid for i in items}
+            )
+        }
+        series = {
+            s.series_instance_uid: s
+            for s in Series.objects.filter(
+                series_instance_uid__in={i.series_uid for i in items}
+            ).select_related("study")
+        }
+        for item in items:
+            _check_ownership(item, org_id, studies.get(item.study_uid), series.get(item.series_uid))
+        new_series_per_study: dict[str, int] = {}
+        patients: dict[str, Patient] = {}
+        for item in items:
+            if item.study_uid not in studies:
+                pid = _patient_id(item.ds)
+                if pid not in patients:
+                    patients[pid] = _patient(org_id, pid, item.ds)
+                studies[item.study_uid] = _new_study(org_id, patients[pid], item)
+            if item.series_uid not in series:
+                series[item.series_uid] = _new_series(studies[item.study_uid], item)
+                new_series_per_study[item.study_uid] = new_series_per_study.get(item.study_uid, 0) + 1
+        blob_rows = Blob.objects.bulk_create(
+            [
+                Blob(
+                    key=i.key,
+                    size=i.info.size,
+                    sha256=i.info.sha256,  # type: ignore[union-attr]
+                    transfer_syntax_uid=str(i.ds.file_meta.TransferSyntaxUID),
+                    locations=_locations(),
+                )
+                for i in items
+            ]
+        )
+        fresh: list[Instance] = []
+        results: list[IngestResult] = []
+        for item, blob in zip(items, blob_rows, strict=True):
+            fields = _instance_fields(item, studies[item.study_uid], series[item.series_uid], blob)
+            if item.previous is not None:
+                inst = _replace(item.previous, fields)
+                results.append(
+                    IngestResult(
+                        "replaced",
+                        fields["sop_class_uid"],
+                        item.sop_uid,
+                        item.study_uid,
+                        item.series_uid,
+                        inst.id,
+                    )
+                )
+            else:
+                fresh.append(Instance(sop_instance_uid=item.sop_uid, **fields))
+        created = {i.sop_instance_uid: i for i in Instance.objects.bulk_create(fresh)}
+        results = [
+            IngestResult(
+                "stored",
+                created[i.sop_uid].sop_class_uid,
+                i.sop_uid,
+                i.study_uid,
+                i.series_uid,
+                created[i.sop_uid].id,
+            )
+            if i.sop_uid in created
+            else next(r for r in results if r.sop_instance_uid == i.sop_uid)
+            for i in items
+        ]
+        _count(items, created, studies, series, new_series_per_study)
+        identity.keep_originals(
+            organisation_id=org_id,
+            entries=[(i.study_uid, i.sop_uid, i.owner, i.originals) for i in items if i.originals],
+        )
+        PendingBlob.objects.filter(key__in=[i.key for i in items]).delete()
+        audit.record_many(
+            [
+                {
+                    "action": "instance.stored" if r.status == "stored" else "instance.replaced",
+                    "organisation_id": org_id,
+                    "user_id": caller.user_id,
+                    "actor": caller.actor,
+                    "ip": caller.ip,
+                    "target": f"instance:{r.sop_instance_uid}",
+                    "detail": {
+                        "study": r.study_instance_uid,
+                        "source": caller.source,
+                        "sha256": i.sha256,
+                        "size": i.size,
+                    },
+                }
+                for i, r in zip(items, results, strict=True)
+            ]
+        )
+        to_compress = [
+            r.instance_id
+            for i, r in zip(items, results, strict=True)
+            if settings.VETPACS_COMPRESS_ON_INGEST
+            and codecs.can_compress(i.ds, has_pixel_data=i.has_pixel_data)
+        ]
+        if to_compress:
+            from vetpacs.apps.archive.tasks import compress_instances
+
+            compress_instances.enqueue(to_compress)
+    return results
+
+
+def _locations() -> list[str]:
+    store = blobs.store()
+    return list(getattr(store, "location_names", [store.name]))
+
+
+def _check_ownership(item: _Item, org_id: int, study: Study | None, series: Series | None) -> None:
+    if study is not None and study.organisation_id != org_id:
+        raise VetpacsError(
+            Errors.UID_IN_OTHER_ORGANISATION,
+            f"Study Instance UID {item.study_uid} is already used by another organisation's data",
+        )
+    if series is not None and series.study.study_instance_uid != item.study_uid:
+        raise VetpacsError(
+            Errors.UID_IN_OTHER_ORGANISATION,
+            f"Series Instance UID {item.series_uid} already belongs to a different study",
+        )
+
+
+def _patient(org_id: int, patient_id: str, ds: Any) -> Patient:
+    pfields = _patient_fields(ds)
+    patient, created = Patient.objects.get_or_create(
+        organisation_id=org_id, patient_id=patient_id, defaults=pfields
+    )
+    if not created:
+        # The newest data wins for the animal's details, except where it is silent.
+        changed = {k: v for k, v in pfields.items() if v not in ("", None) and getattr(patient, k) != v}
+        if changed:
+            Patient.objects.filter(pk=patient.pk).update(**changed)
+    return patient
+
+
+def _new_study(org_id: int, patient: Patient, item: _Item) -> Study:
+    ds = item.ds
+    pfields = _patient_fields(ds)
+    return Study.objects.create(
+        study_instance_uid=item.study_uid,
+        organisation_id=org_id,
+        patient=patient,
+        study_date=A.date(ds, "StudyDate"),
+        study_time=A.time(ds, "StudyTime"),
+        accession_number=A.text(ds, "AccessionNumber", 64),
+        study_id=A.text(ds, "StudyID", 16),
+        study_description=A.text(ds, "StudyDescription", 200),
+        referring_physician_name=A.text(ds, "ReferringPhysicianName", 200),
+        patient_name=pfields["patient_name"],
+        dicom_patient_id=patient.patient_id,
+        patient_birth_date=pfields["birth_date"],
+        patient_sex=pfields["sex"],
+        species_description=pfields["species_description"],
+        breed_description=pfields["breed_description"],
+        responsible_person=pfields["owner_pseudonym"],
+        dicom_json=A.subset_json(item.metadata, A.STUDY_KEYWORDS),
+    )
+
+
+def _new_series(study: Study, item: _Item) -> Series:
+    ds = item.ds
+    return Series.objects.create(
+        series_instance_uid=item.series_uid,
+        study=study,
+        modality=A.text(ds, "Modality", 16),
+        series_number=A.integer(ds, "SeriesNumber"),
+        series_description=A.text(ds, "SeriesDescription", 200),
+        series_date=A.date(ds, "SeriesDate"),
+        series_time=A.time(ds, "SeriesTime"),
+        body_part_examined=A.text(ds, "BodyPartExamined", 64),
+        performed_procedure_step_start_date=A.date(ds, "PerformedProcedureStepStartDate"),
+        performed_procedure_step_start_time=A.time(ds, "PerformedProcedureStepStartTime"),
+        dicom_json=A.subset_json(item.metadata, A.SERIES_KEYWORDS),
+    )
+
+
+def _instance_fields(item: _Item, study: Study, series: Series, blob: Blob) -> dict[str, Any]:
+    ds = item.ds
+    ts = str(ds.file_meta.TransferSyntaxUID)
+    return {
+        "series": series,
+        "study": study,
+        "sop_class_uid": str(ds.SOPClassUID),
+        "instance_number": A.integer(ds, "InstanceNumber"),
+        "rows": A.integer(ds, "Rows"),
+        "columns": A.integer(ds, "Columns"),
+        "bits_allocated": A.integer(ds, "BitsAllocated"),
+        "number_of_frames": A.integer(ds, "NumberOfFrames"),
+        "blob": blob,
+        "transfer_syntax_uid": ts,
+        "original_transfer_syntax_uid": ts,
+        "original_sha256": item.sha256,
+        "original_size": item.size,
+        "metadata": item.metadata,
+    }
+
+
+def _replace(previous: Instance, fields: dict[str, Any]) -> Instance:
+    """VETPACS_KEEP_VERSIONS: keep the superseded copy, serve the new one."""
+    previous = Instance.objects.select_for_update().get(pk=previous.pk)
+    InstanceVersion.objects.create(
+        instance=previous,
+        version=previous.version,
+        blob=previous.blob,
+        original_sha256=previous.original_sha256,
+    )
+    for k, v in fields.items():
+        setattr(previous, k, v)
+    previous.version += 1
+    previous.save()
+    return previous
+
+
+def _count(
+    items: list[_Item],
+    created: dict[str, Instance],
+    studies: dict[str, Study],
+    series: dict[str, Series],
+    new_series_per_study: dict[str, int],
+) -> None:
+    per_series: dict[str, int] = {}
+    per_study: dict[str, int] = {}
+    for item in items:
+        if item.sop_uid in created:
+            per_series[item.series_uid] = per_series.get(item.series_uid, 0) + 1
+            per_study[item.study_uid] = per_study.get(item.study_uid, 0) + 1
+    for uid, n in per_series.items():
+        Series.objects.filter(pk=series[uid].pk).update(number_of_instances=F("number_of_instances") + n)
+    for uid in set(per_study) | set(new_series_per_study):
+        study = studies[uid]
+        modalities = set(filter(None, study.modalities_in_study.split("\\")))
+        modalities |= {series[i.series_uid].modality for i in items if i.study_uid == uid} - {""}
+        Study.objects.filter(pk=study.pk).update(
+            number_of_instances=F("number_of_instances") + per_study.get(uid, 0),
+            number_of_series=F("number_of_series") + new_series_per_study.get(uid, 0),
+            modalities_in_study="\\".join(sorted(modalities)),
+        )
