@@ -19,7 +19,7 @@ import pydicom
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from vetpacs.apps.archive.services import ingest_file
+from vetpacs.apps.archive.services import ingest_batch
 from vetpacs.apps.audit import services as audit
 from vetpacs.core.errors import DimseStatus, Errors, VetpacsError
 from vetpacs.dicomweb.responses import DICOM_JSON, dicom_json_response
@@ -32,6 +32,9 @@ METADATA_TYPES = ("application/dicom+json", "application/dicom+xml")
 # Warning headers name at most this many failed parts; the response body lists them all.
 MAX_WARNINGS = 20
 PREAMBLE_BYTES = 128
+# Parts ingested together (one index transaction): bounded by count and by bytes on disk.
+BATCH_PARTS = 16
+BATCH_BYTES = 64 * 1024 * 1024
 # (0002,0000) or (0002,0001) in Explicit VR Little Endian: the File Meta group comes first.
 FILE_META_GROUP = b"\x02\x00"
 
@@ -79,13 +82,19 @@ def store_instances(request: HttpRequest, study: str | None = None) -> HttpRespo
         incoming_dir=Path(settings.VETPACS_INCOMING_DIR),
         max_bytes=max_bytes,
     )
+    batch = _Batch(organisation_id=organisation_id, actor=principal.label, ip=ip, study=study)
     try:
         for part in parts:
-            outcome = _store_part(
-                part, organisation_id=organisation_id, actor=principal.label, ip=ip, study=study
-            )
-            (stored if isinstance(outcome, Stored) else failed).append(outcome)
+            early = _check_part(part)
+            if early is not None:
+                failed.append(early)
+            else:
+                batch.add(part)
+            if batch.full():
+                batch.store_into(stored, failed)
+        batch.store_into(stored, failed)
     except VetpacsError as exc:
+        batch.store_into(stored, failed)
         if not (stored or failed):
             raise
         # The body broke after some parts were handled: keep what was stored, say where it broke.
@@ -100,6 +109,7 @@ def store_instances(request: HttpRequest, study: str | None = None) -> HttpRespo
             )
         )
     finally:
+        batch.close()
         parts.close()
 
     if not (stored or failed):
@@ -153,9 +163,8 @@ def _boundary(content_type: str) -> str:
     return boundary
 
 
-def _store_part(
-    part: ReceivedPart, *, organisation_id: int, actor: str, ip: str | None, study: str | None
-) -> Stored | Failed:
+def _check_part(part: ReceivedPart) -> Failed | None:
+    """A part that cannot be an instance fails on its own before any ingest."""
     if not part.complete:
         return Failed(
             part.index,
@@ -173,37 +182,80 @@ def _store_part(
             "unsupported_media_type",
             f"part {part.index} has Content-Type {part.media_type}; only {PART10} parts are stored",
         )
-    sha256 = part.sha256 if not _add_preamble(part.path) else None
-    try:
-        result = ingest_file(
-            part.path,
-            organisation_id=organisation_id,
-            actor=actor,
-            ip=ip,
-            source="stow",
-            expected_study_uid=study,
-            sha256=sha256,
-        )
-    except VetpacsError as exc:
-        return Failed(
-            part.index, *_uids(part.path), int(exc.dimse_status), exc.code, f"part {part.index}: {exc.detail}"
-        )
-    except Exception as exc:  # noqa: BLE001 - one bad part must not fail the others (PS3.18 10.5.3)
-        log.exception("STOW part %s could not be stored", part.index)
-        return Failed(
-            part.index,
-            *_uids(part.path),
-            int(DimseStatus.PROCESSING_FAILURE),
-            "processing_failure",
-            f"part {part.index} could not be processed: {type(exc).__name__}",
-        )
-    return Stored(
-        result.sop_class_uid,
-        result.sop_instance_uid,
-        result.study_instance_uid,
-        result.series_instance_uid,
-        duplicate=result.status == "duplicate",
-    )
+    return None
+
+
+class _Batch:
+    """Parts kept (renamed out of the reader's way) until a batch is full, then ingested together."""
+
+    def __init__(self, *, organisation_id: int, actor: str, ip: str | None, study: str | None) -> None:
+        self.organisation_id, self.actor, self.ip, self.study = organisation_id, actor, ip, study
+        self.parts: list[tuple[int, Path, str | None]] = []
+        self.bytes = 0
+
+    def add(self, part: ReceivedPart) -> None:
+        kept = part.path.with_name(part.path.name + ".batch")
+        os.replace(part.path, kept)
+        sha256 = part.sha256 if not _add_preamble(kept) else None
+        self.parts.append((part.index, kept, sha256))
+        self.bytes += part.size
+
+    def full(self) -> bool:
+        return len(self.parts) >= BATCH_PARTS or self.bytes >= BATCH_BYTES
+
+    def store_into(self, stored: list[Stored], failed: list[Failed]) -> None:
+        if not self.parts:
+            return
+        try:
+            outcomes = ingest_batch(
+                [path for _, path, _ in self.parts],
+                organisation_id=self.organisation_id,
+                actor=self.actor,
+                ip=self.ip,
+                source="stow",
+                expected_study_uid=self.study,
+                sha256s=[sha for _, _, sha in self.parts],
+            )
+        except Exception as exc:  # noqa: BLE001 - one bad batch must not lose the others (PS3.18 10.5.3)
+            log.exception("STOW parts %s could not be stored", [i for i, _, _ in self.parts])
+            outcomes = [exc] * len(self.parts)
+        for (index, path, _), outcome in zip(self.parts, outcomes, strict=True):
+            if isinstance(outcome, VetpacsError):
+                failed.append(
+                    Failed(
+                        index,
+                        *_uids(path),
+                        int(outcome.dimse_status),
+                        outcome.code,
+                        f"part {index}: {outcome.detail}",
+                    )
+                )
+            elif isinstance(outcome, Exception):
+                failed.append(
+                    Failed(
+                        index,
+                        *_uids(path),
+                        int(DimseStatus.PROCESSING_FAILURE),
+                        "processing_failure",
+                        f"part {index} could not be processed: {type(outcome).__name__}",
+                    )
+                )
+            else:
+                stored.append(
+                    Stored(
+                        outcome.sop_class_uid,
+                        outcome.sop_instance_uid,
+                        outcome.study_instance_uid,
+                        outcome.series_instance_uid,
+                        duplicate=outcome.status == "duplicate",
+                    )
+                )
+        self.close()
+
+    def close(self) -> None:
+        for _, path, _ in self.parts:
+            path.unlink(missing_ok=True)
+        self.parts, self.bytes = [], 0
 
 
 def _add_preamble(path: Path) -> bool:
