@@ -23,6 +23,8 @@ from tests.builders import dicom as build
 from vetpacs.apps.archive import blobs, services
 from vetpacs.apps.archive.models import Instance
 from vetpacs.apps.audit.models import AuditEvent
+from vetpacs.apps.identity import services as identity
+from vetpacs.dicom.identity import restore_identity
 
 EVRLE = str(ExplicitVRLittleEndian)
 JLS = str(JPEGLSLossless)
@@ -473,3 +475,89 @@ def test_frames_and_rendered_requests_are_not_audited_one_by_one(ingest, clinic_
     for tail in (("frames", "1"), ("frames", "2"), ("rendered",), ("thumbnail",), ("metadata",)):
         assert clinic_client.get(_url(ds, *tail)).status_code == 200
     assert not AuditEvent.objects.filter(action__startswith="study.").exists()
+
+
+# --- re-identification on export: spliced header, stored pixel bytes ---------------------------------
+
+
+def _with_owner_details(syntax: str) -> pydicom.Dataset:
+    """An image whose owner attributes are removed (address, phone) or replaced (name) on ingest, with
+    a sequence after them, stored in `syntax`."""
+    ds = build.image(
+        rows=40,
+        columns=30,
+        owner="王小明",
+        animal="旺财",
+        PatientAddress="北京市朝阳区建国路 1 号",
+        PatientTelephoneNumbers="13800138000",
+    )
+    code = pydicom.Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = (
+        "448771007",
+        "SCT",
+        "Canis lupus familiaris",
+    )
+    ds.PatientSpeciesCodeSequence = [code]
+    if syntax == "implicit":
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    elif syntax == "jpeg-ls":
+        ds.compress(JPEGLSLossless, encoding_plugin="pyjpegls", generate_instance_uid=False)
+    return ds
+
+
+def _full_rewrite(sop_uid: str) -> pydicom.Dataset:
+    """What export used to send the owning clinic: the stored file parsed whole, the owner put back,
+    written again."""
+    inst = Instance.objects.get(sop_instance_uid=sop_uid)
+    with blobs.store().open(inst.blob.key) as f:
+        ds = pydicom.dcmread(f)
+    restore_identity(ds, identity.originals_for_instances([sop_uid])[sop_uid])
+    buf = io.BytesIO()
+    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+    return pydicom.dcmread(io.BytesIO(buf.getvalue()))
+
+
+@pytest.mark.requirement("R-6.2.9.2c")
+@pytest.mark.parametrize("syntax", ["explicit", "implicit", "jpeg-ls"])
+@pytest.mark.parametrize("size", ["whole", "streamed"])
+def test_the_owning_clinic_gets_the_same_file_as_a_full_rewrite_with_the_stored_pixels(
+    ingest, clinic_client, monkeypatch, syntax, size
+):
+    ds = _with_owner_details(syntax)
+    ingest(ds)
+    stored_syntax = Instance.objects.get(sop_instance_uid=ds.SOPInstanceUID).transfer_syntax_uid
+    assert stored_syntax == ds.file_meta.TransferSyntaxUID
+    if size == "streamed":
+        from vetpacs.dicomweb import wado
+
+        # Past this size an instance streams from the blob instead of being read whole.
+        monkeypatch.setattr(wado, "WHOLE_BODY_MAX", 1024)
+    resp = clinic_client.get(_url(ds), HTTP_ACCEPT=f"{MULTIPART_DICOM}; transfer-syntax=*")
+    body = b"".join(resp.streaming_content)
+    assert int(resp["Content-Length"]) == len(body)
+    resp.streaming_content = [body]
+    [(headers, part)] = _parts(resp)
+    assert headers["Content-Type"] == f"application/dicom; transfer-syntax={stored_syntax}"
+    got = pydicom.dcmread(io.BytesIO(part))
+    expected = _full_rewrite(ds.SOPInstanceUID)
+
+    assert got.file_meta.TransferSyntaxUID == stored_syntax
+    assert [e.tag for e in got] == [e.tag for e in expected]
+    for elem in expected:
+        assert got[elem.tag] == elem, elem.keyword
+    assert str(got.PatientName) == "王小明^旺财" and got.ResponsiblePerson == "王小明"
+    assert got.PatientAddress == "北京市朝阳区建国路 1 号" and got.PatientTelephoneNumbers == "13800138000"
+    assert got.PatientSpeciesCodeSequence[0].CodeValue == "448771007"
+    assert got.PixelData == ds.PixelData, "the stored pixel bytes go out untouched"
+    assert np.array_equal(got.pixel_array, expected.pixel_array)
+
+
+def test_a_single_instance_answer_has_a_content_length_and_comes_in_one_piece(ingest, clinic_client):
+    ds = build.image(owner="Zhang", animal="Lucky")
+    ingest(ds)
+    for accept in (f"{MULTIPART_DICOM}; transfer-syntax=*", MULTIPART_DICOM, "application/dicom"):
+        resp = clinic_client.get(_url(ds), HTTP_ACCEPT=accept)
+        [chunk] = resp.streaming_content
+        assert int(resp["Content-Length"]) == len(chunk), accept
+    single = pydicom.dcmread(io.BytesIO(chunk))
+    assert single.ResponsiblePerson == "Zhang" and np.array_equal(single.pixel_array, ds.pixel_array)

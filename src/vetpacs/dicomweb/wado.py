@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from pydicom import dcmwrite
+from pydicom.charset import convert_encodings
+from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
 from pydicom.pixels import get_decoder
@@ -21,7 +24,7 @@ from vetpacs.apps.archive.models import Instance
 from vetpacs.apps.audit import services as audit
 from vetpacs.apps.identity import services as identity
 from vetpacs.core.errors import Errors, VetpacsError
-from vetpacs.dicom import codecs, render
+from vetpacs.dicom import codecs, render, splice
 from vetpacs.dicom import frames as F
 from vetpacs.dicom.attributes import BULK_PREFIX
 from vetpacs.dicom.identity import restore_identity, restore_json
@@ -32,7 +35,6 @@ from vetpacs.dicomweb.multipart import (
     Part,
     multipart_response,
     parse_accept,
-    read_chunks,
 )
 from vetpacs.dicomweb.responses import DICOM_JSON
 
@@ -43,7 +45,12 @@ ANY_SYNTAX = "*"
 DEFAULT_SYNTAX = str(ExplicitVRLittleEndian)
 # Syntaxes every stored instance can be decoded to exactly, whatever it is stored in.
 NATIVE_TARGETS = frozenset({str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)})
-PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+PIXEL_DATA = 0x7FE00010
+PIXEL_DATA_TAGS = frozenset({PIXEL_DATA, 0x7FE00008, 0x7FE00009})
+# An instance up to this size is read whole when its response starts: one piece for the server to
+# write and a Content-Length known up front. Larger ones stream from the blob in STREAM_CHUNK pieces.
+WHOLE_BODY_MAX = 8 * 1024 * 1024
+Body = bytes | Iterator[bytes]
 METADATA_BATCH = 200
 AVAILABLE_TRANSFER_SYNTAX = "00083002"
 
@@ -204,14 +211,126 @@ def _decode_in_place(ds: Any, instance: Instance) -> None:
         ) from None
 
 
-def _instance_bytes(instance: Instance, target: str, originals: dict[str, Any] | None) -> Iterator[bytes]:
-    """The instance as a Part 10 file in `target`, streamed; stored bytes untouched when possible."""
-    stream = blobs.store().open(instance.blob.key)
-    if target == instance.transfer_syntax_uid and not originals:
-        yield from read_chunks(stream)
-        return
-    with stream:
-        ds = read_dataset(stream, defer=False)
+# --- re-identification by splicing: rewrite the owner attributes, copy every other byte --------------
+# Only the few owner elements are encoded anew; the rest of the stored file (the other header elements
+# and the pixel data) goes out byte for byte. Little endian syntaxes only (splice.can_splice).
+
+_PREAMBLE_END = 132  # PS3.10 7.1: 128-byte preamble and "DICM"
+_LONG_VRS = frozenset(
+    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+)
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_FIRST_PIXEL_TAG = min(PIXEL_DATA_TAGS)
+
+
+def _element_end(data: bytes, pos: int, implicit: bool) -> tuple[int, int]:
+    """(tag, end offset) of the data element starting at pos."""
+    group, number = struct.unpack_from("<HH", data, pos)
+    tag = group << 16 | number
+    vr = b""
+    if implicit or group == 0xFFFE:
+        # PS3.5 7.5: items and delimiters have no VR, whatever the syntax.
+        (length,) = struct.unpack_from("<L", data, pos + 4)
+        value = pos + 8
+    else:
+        vr = data[pos + 4 : pos + 6]
+        if vr in _LONG_VRS:
+            (length,) = struct.unpack_from("<L", data, pos + 8)
+            value = pos + 12
+        else:
+            (length,) = struct.unpack_from("<H", data, pos + 6)
+            value = pos + 8
+    if length != _UNDEFINED_LENGTH:
+        end = value + length
+        if end > len(data):
+            raise struct.error(f"element ({group:04X},{number:04X}) runs past the end of the file")
+        return tag, end
+    # PS3.5 7.5.1: undefined length ends at a delimiter; an item holds a dataset, a sequence (or
+    # encapsulated pixel data) holds items. PS3.5 6.2.2: UN of undefined length is implicit VR inside.
+    delimiter = _ITEM_END if tag == _ITEM else _SEQUENCE_END
+    inner_implicit = implicit or vr == b"UN"
+    pos = value
+    while True:
+        inner, pos = _element_end(data, pos, inner_implicit)
+        if inner == delimiter:
+            return tag, pos
+
+
+def _header_elements(data: bytes, implicit: bool) -> tuple[list[tuple[int, int, int]], int] | None:
+    """[(tag, start, end)] of the top-level elements before the pixel data, and where that starts."""
+    if data[128:_PREAMBLE_END] != b"DICM" or data[_PREAMBLE_END : _PREAMBLE_END + 4] != b"\x02\x00\x00\x00":
+        return None  # no File Meta Information Group Length (0002,0000) to find the dataset by
+    (meta_length,) = struct.unpack_from("<L", data, _PREAMBLE_END + 8)
+    pos = _PREAMBLE_END + 12 + meta_length
+    elements = []
+    while pos < len(data):
+        tag, end = _element_end(data, pos, implicit)
+        if tag >= _FIRST_PIXEL_TAG:
+            break
+        elements.append((tag, pos, end))
+        pos = end
+    return elements, pos
+
+
+def _reidentified(data: bytes, implicit: bool, originals: dict[str, Any]) -> bytes | None:
+    """The stored file with the owner attributes put back, or None where it cannot be spliced."""
+    try:
+        found = _header_elements(data, implicit)
+    except struct.error:
+        return None
+    if found is None:
+        return None
+    elements, pixel_offset = found
+    restored = sorted(Dataset.from_json(originals), key=lambda e: int(e.tag))
+    groups = {int(e.tag) >> 16 for e in restored}
+    # A group length element would go stale when an element of its group changes size.
+    if any(tag & 0xFFFF == 0 and tag >> 16 in groups for tag, _, _ in elements):
+        return None
+    charset = next((data[start:end] for tag, start, end in elements if tag == 0x00080005), None)
+    encodings = _encodings(charset)
+    view = memoryview(data)
+    pieces: list[bytes | memoryview] = []
+    cursor, index = 0, 0
+    for elem in restored:
+        tag = int(elem.tag)
+        while index < len(elements) and elements[index][0] < tag:
+            index += 1
+        here = elements[index] if index < len(elements) else (tag, pixel_offset, pixel_offset)
+        pieces.append(view[cursor : here[1]])
+        fp = DicomBytesIO()
+        fp.is_little_endian, fp.is_implicit_VR = True, implicit
+        write_data_element(fp, elem, encodings)
+        pieces.append(fp.getvalue())
+        # The stored element of the same tag (the pseudonym) is dropped; otherwise insert before it.
+        cursor = here[2] if here[0] == tag else here[1]
+    pieces.append(view[cursor:])
+    return b"".join(pieces)
+
+
+def _encodings(charset_element: bytes | None) -> list[str]:
+    """Python codecs for Specific Character Set (0008,0005), from its raw element bytes."""
+    if not charset_element:
+        return convert_encodings([""])
+    raw = charset_element[8:]  # implicit header, or explicit CS (short form): 8 bytes either way
+    terms = [t.strip() for t in raw.decode("ascii", "replace").split("\\")]
+    return convert_encodings(terms)
+
+
+def _spliceable(syntax: str) -> bool:
+    # Little endian and not deflated: bytes after a rewritten header stay valid (splice.can_splice).
+    uid = UID(syntax)
+    return syntax in NATIVE_TARGETS or (uid.is_transfer_syntax and uid.is_encapsulated)
+
+
+def _identity_in_header(originals: dict[str, Any]) -> bool:
+    # The spliced header ends where Pixel Data starts: an attribute to restore must sort before it.
+    return all(int(tag, 16) < PIXEL_DATA for tag in originals)
+
+
+def _rewritten(stream: BinaryIO, instance: Instance, target: str, originals: dict[str, Any] | None) -> bytes:
+    """The whole file parsed and written again: to decode its pixels, or where splicing cannot work."""
+    ds = read_dataset(stream, defer=False)
     if originals:
         restore_identity(ds, originals)
     if target != instance.transfer_syntax_uid:
@@ -219,9 +338,60 @@ def _instance_bytes(instance: Instance, target: str, originals: dict[str, Any] |
         ds.file_meta.TransferSyntaxUID = UID(target)
     buf = io.BytesIO()
     dcmwrite(buf, ds, enforce_file_format=True)
-    view = buf.getbuffer()
-    for start in range(0, len(view), STREAM_CHUNK):
-        yield bytes(view[start : start + STREAM_CHUNK])
+    return buf.getvalue()
+
+
+def _blob_chunks(key: str, offset: int, head: bytes = b"") -> Iterator[bytes]:
+    """`head`, then the blob's bytes from `offset` on, read as they are sent (for large instances)."""
+    with blobs.store().open(key) as stream:
+        stream.seek(offset)
+        yield head + stream.read(STREAM_CHUNK)
+        while chunk := stream.read(STREAM_CHUNK):
+            yield chunk
+
+
+def _instance_body(instance: Instance, target: str, originals: dict[str, Any] | None) -> tuple[int, Body]:
+    """The instance as a Part 10 file in `target`: its length, and its bytes (whole when small, else
+    chunks read from the blob while they are sent). The pixel bytes go untouched wherever they can."""
+    key, size = instance.blob.key, instance.blob.size
+    as_stored = target == instance.transfer_syntax_uid
+    if as_stored and not originals:
+        if size > WHOLE_BODY_MAX:
+            return size, _blob_chunks(key, 0)
+        with blobs.store().open(key) as stream:
+            data = stream.read()
+        return len(data), data
+    splice_here = as_stored and originals and _identity_in_header(originals) and _spliceable(target)
+    with blobs.store().open(key) as stream:
+        if splice_here and size > WHOLE_BODY_MAX:
+            # Too large to hold: the header is rewritten whole, the pixel bytes stream after it.
+            header = splice.read_header(stream)
+            restore_identity(header.ds, originals)
+            head = splice.header_bytes(header.ds)
+            return len(head) + size - header.pixel_offset, _blob_chunks(key, header.pixel_offset, head)
+        data = stream.read()
+    if splice_here and originals:
+        # The owner attributes live in the header: encode only them anew and copy every other stored
+        # byte, pixel data included, verbatim (microseconds instead of a whole rewrite).
+        spliced = _reidentified(data, target == ImplicitVRLittleEndian, originals)
+        if spliced is not None:
+            return len(spliced), spliced
+    data = _rewritten(io.BytesIO(data), instance, target, originals)
+    return len(data), data
+
+
+def _instance_part(instance: Instance, target: str, originals: dict[str, Any] | None) -> Part:
+    length, body = _instance_body(instance, target, originals)
+    return Part(f"{DICOM}; transfer-syntax={target}", body, length=length)
+
+
+def _instance_chunks(instance: Instance, target: str, originals: dict[str, Any] | None) -> Iterator[bytes]:
+    """The instance's bytes, its file opened only when the stream reaches it (series, studies, ZIP)."""
+    _, body = _instance_body(instance, target, originals)
+    if isinstance(body, bytes):
+        yield body
+    else:
+        yield from body
 
 
 def _retrieve(
@@ -247,16 +417,22 @@ def _retrieve(
         instance=instance,
         instances=len(rows),
     )
-    if mode == "single":
+    if len(rows) == 1:
+        # One instance (the common request of viewers and exporters): prepared now, so a damaged
+        # file is an error status rather than a cut stream, and the response has a Content-Length.
         row, target = rows[0], targets[0]
-        return StreamingHttpResponse(
-            _instance_bytes(row, target, originals.get(row.sop_instance_uid)),
-            content_type=f"{DICOM}; transfer-syntax={target}",
-        )
+        part = _instance_part(row, target, originals.get(row.sop_instance_uid))
+        if mode == "single":
+            response = StreamingHttpResponse(
+                [part.body] if isinstance(part.body, bytes) else part.body, content_type=part.content_type
+            )
+            response["Content-Length"] = str(part.length)
+            return response
+        return multipart_response([part], DICOM)
     parts = (
         Part(
             f"{DICOM}; transfer-syntax={target}",
-            _instance_bytes(row, target, originals.get(row.sop_instance_uid)),
+            _instance_chunks(row, target, originals.get(row.sop_instance_uid)),
         )
         for row, target in zip(rows, targets, strict=True)
     )
@@ -311,7 +487,7 @@ def _zip_stream(rows: list[Instance], originals: dict[str, dict[str, Any]]) -> I
             info = zipfile.ZipInfo(_zip_name(row), date_time=row.created_at.timetuple()[:6])
             info.compress_type = zipfile.ZIP_DEFLATED
             with zf.open(info, "w", force_zip64=True) as entry:
-                for chunk in _instance_bytes(
+                for chunk in _instance_chunks(
                     row, row.transfer_syntax_uid, originals.get(row.sop_instance_uid)
                 ):
                     entry.write(chunk)
