@@ -561,3 +561,24 @@ def test_a_single_instance_answer_has_a_content_length_and_comes_in_one_piece(in
         assert int(resp["Content-Length"]) == len(chunk), accept
     single = pydicom.dcmread(io.BytesIO(chunk))
     assert single.ResponsiblePerson == "Zhang" and np.array_equal(single.pixel_array, ds.pixel_array)
+
+
+def test_retrieving_one_instance_reads_its_row_and_its_owner_identity_in_one_statement_each(
+    ingest, clinic_client
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ds = build.image(owner="Zhang", animal="Lucky")
+    ingest(ds)
+    accept = f"{MULTIPART_DICOM}; transfer-syntax=*"
+    assert clinic_client.get(_url(ds), HTTP_ACCEPT=accept).status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        [got] = _datasets(clinic_client.get(_url(ds), HTTP_ACCEPT=accept))
+    assert got.ResponsiblePerson == "Zhang"
+    # Token checks (cached per process) and the audit event's own statements are counted elsewhere.
+    archive_and_identity = [
+        q["sql"] for q in queries.captured_queries if "archive_" in q["sql"] or "identity_" in q["sql"]
+    ]
+    assert len(archive_and_identity) == 2, archive_and_identity
+    assert AuditEvent.objects.filter(action="study.retrieved").count() == 2

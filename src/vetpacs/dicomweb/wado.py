@@ -79,14 +79,29 @@ def _not_found(study: str, series: str | None, instance: str | None) -> VetpacsE
     return VetpacsError(Errors.NOT_FOUND, f"{what} not found")
 
 
+# What retrieval, frames, rendering and ZIP read of an instance row: compiling and loading only these
+# (not the JSON metadata) is most of a single-instance lookup's cost.
+_ROW_FIELDS = (
+    "sop_instance_uid",
+    "transfer_syntax_uid",
+    "number_of_frames",
+    "created_at",
+    "blob__key",
+    "blob__size",
+    "series__series_number",
+    "series__modality",
+    "study__organisation_id",
+    "study__study_instance_uid",
+)
+
+
 def _instances(
     request: HttpRequest, study: str, series: str | None = None, instance: str | None = None
 ) -> list[Instance]:
-    rows = list(
-        _scoped(request, study, series, instance)
-        .select_related("blob", "series", "study")
-        .defer("metadata", "study__dicom_json", "series__dicom_json")
-    )
+    qs = _scoped(request, study, series, instance)
+    if instance is not None:
+        qs = qs.order_by()  # one row: sorting it costs the database nothing but the ORM a join
+    rows = list(qs.select_related("blob", "series", "study").only(*_ROW_FIELDS))
     if not rows:
         raise _not_found(study, series, instance)
     return rows
