@@ -8,12 +8,16 @@ from __future__ import annotations
 import io
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from pydicom import dcmread, dcmwrite
+from pydicom.charset import convert_encodings
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element
 from pydicom.uid import UID
 
 from vetpacs.core.errors import Errors, VetpacsError
@@ -27,10 +31,15 @@ _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 
 @dataclass
 class Header:
-    """The dataset up to (not including) Pixel Data, and where Pixel Data starts in the file."""
+    """The dataset up to (not including) Pixel Data, and where Pixel Data starts in the file.
+
+    spans: where each top-level element of the dataset lies in the file, [start, end), as read (end
+    is None for undefined lengths). It lets write_changed patch a few elements without re-encoding.
+    """
 
     ds: Dataset
     pixel_offset: int
+    spans: dict[int, tuple[int, int | None]] = field(default_factory=dict)
 
 
 def read_header(stream: BinaryIO) -> Header:
@@ -43,7 +52,20 @@ def read_header(stream: BinaryIO) -> Header:
         raise VetpacsError(Errors.NOT_DICOM, f"the DICOM file cannot be parsed: {exc}") from None
     if "TransferSyntaxUID" not in ds.file_meta:
         raise VetpacsError(Errors.MISSING_ATTRIBUTE, "file meta has no Transfer Syntax UID (0002,0010)")
-    return Header(ds=ds, pixel_offset=stream.tell())
+    return Header(ds=ds, pixel_offset=stream.tell(), spans=_spans(ds))
+
+
+def _spans(ds: Dataset) -> dict[int, tuple[int, int | None]]:
+    """Byte spans of the elements pydicom has not converted yet (it keeps where their value lies)."""
+    spans: dict[int, tuple[int, int | None]] = {}
+    for tag, elem in ds._dict.items():  # noqa: SLF001 - the raw elements carry their file offsets
+        tell = getattr(elem, "value_tell", None)
+        if tell is None:
+            continue
+        head = 8 if elem.is_implicit_VR or elem.VR not in _LONG_VRS else 12
+        end = None if elem.length == UNDEFINED_LENGTH else tell + elem.length
+        spans[int(tag)] = (tell - head, end)
+    return spans
 
 
 def can_splice(ds: Dataset) -> bool:
@@ -103,3 +125,71 @@ def pixel_element(stream: BinaryIO, header: Header) -> PixelElement | None:
             return None
         return PixelElement(tag, vr, int.from_bytes(raw[8:12], "little"))
     return PixelElement(tag, vr, int.from_bytes(raw[6:8], "little"))
+
+
+def write_changed(
+    header: Header, changes: dict[int, DataElement | None], source: BinaryIO, out: BinaryIO
+) -> None:
+    """The file with the given top-level elements replaced, added or (None) removed.
+
+    Patches the bytes of just those elements when their places are known; otherwise applies the
+    changes to header.ds and writes the whole header anew. Either way the pixel bytes are copied.
+    """
+    patches = _patches(header, changes)
+    if patches is None:
+        for tag, elem in changes.items():
+            if elem is None:
+                header.ds.pop(tag, None)
+            else:
+                header.ds[tag] = elem
+        write_spliced(header, source, out)
+        return
+    source.seek(0)
+    position = 0
+    for start, end, data in patches:
+        out.write(source.read(start - position))
+        out.write(data)
+        source.seek(end)
+        position = end
+    out.write(source.read(header.pixel_offset - position))
+    shutil.copyfileobj(source, out, COPY_CHUNK)
+
+
+def _patches(header: Header, changes: dict[int, DataElement | None]) -> list[tuple[int, int, bytes]] | None:
+    """(start, end, new bytes) for each change, in file order; None when any place is unknown."""
+    ds = header.ds
+    ts = ds.file_meta.TransferSyntaxUID
+    if (
+        not changes
+        or any((tag & 0xFFFF) == 0 for tag in ds.keys())
+        or ts not in (_IMPLICIT_LE, _EXPLICIT_LE)
+        and not UID(ts).is_encapsulated
+    ):
+        return None  # group lengths would go stale; other syntaxes are not patched
+    encodings = convert_encodings(ds.get("SpecificCharacterSet") or "ISO_IR 6")
+    ordered = sorted(int(t) for t in ds.keys())
+    patches = []
+    for tag, elem in sorted(changes.items()):
+        if tag in header.spans:
+            start, end = header.spans[tag]
+            if end is None:
+                return None
+        elif tag in ds:
+            return None  # present but converted already: its place is unknown
+        else:
+            after = next((t for t in ordered if t > tag), None)
+            if after is None:
+                start = end = header.pixel_offset
+            elif after in header.spans:
+                start = end = header.spans[after][0]
+            else:
+                return None
+        patches.append((start, end, b"" if elem is None else _encode(elem, ts == _IMPLICIT_LE, encodings)))
+    return patches
+
+
+def _encode(elem: DataElement, implicit: bool, encodings: list[str]) -> bytes:
+    buf = DicomBytesIO()
+    buf.is_little_endian, buf.is_implicit_VR = True, implicit
+    write_data_element(buf, elem, encodings)
+    return buf.getvalue()

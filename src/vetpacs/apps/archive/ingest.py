@@ -329,9 +329,11 @@ def _write_blob(store: Any, item: _Item) -> BlobInfo:
         with item.path.open("rb") as f:
             return store.put(item.key, f)
     if item.header is not None:
+        # Only the owner's elements change: patch them, copy every other byte as received.
+        changes = {int(t, 16): item.ds.get(int(t, 16)) for t in item.originals}
         with item.path.open("rb") as src:
             return _put_via_temporary(
-                store, item.key, lambda tmp: splice.write_spliced(item.header, src, tmp)
+                store, item.key, lambda tmp: splice.write_changed(item.header, changes, src, tmp)
             )
     return put_dataset(store, item.key, item.ds)
 
