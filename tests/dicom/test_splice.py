@@ -46,16 +46,17 @@ def test_patching_a_few_elements_equals_rewriting_the_header(syntax, charset):
     """write_changed patches bytes in place; the result must read back as a full rewrite would."""
     from pydicom.dataelem import DataElement
 
-    ds = build.image(rows=16, columns=16, owner="王小明", animal="旺财", charset=charset,
-                     PatientAddress="北京市朝阳区")
+    ds = build.image(
+        rows=16, columns=16, owner="王小明", animal="旺财", charset=charset, PatientAddress="北京市朝阳区"
+    )
     if syntax == "implicit":
         ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
     original = build.to_bytes(ds)
     changes = {
-        0x00100010: DataElement(0x00100010, "PN", "ANON77^旺财"),   # replaced
-        0x00101040: None,                                           # removed
+        0x00100010: DataElement(0x00100010, "PN", "ANON77^旺财"),  # replaced
+        0x00101040: None,  # removed
         0x00102154: DataElement(0x00102154, "SH", "13800138000"),  # added
-        0x00102297: DataElement(0x00102297, "PN", "ANON77"),       # replaced
+        0x00102297: DataElement(0x00102297, "PN", "ANON77"),  # replaced
     }
     patched, rewritten = io.BytesIO(), io.BytesIO()
     splice.write_changed(splice.read_header(io.BytesIO(original)), changes, io.BytesIO(original), patched)
@@ -72,3 +73,17 @@ def test_patching_a_few_elements_equals_rewriting_the_header(syntax, charset):
     assert np.array_equal(a.pixel_array, b.pixel_array)
     # The patch path was the one taken (the fallback would hide a broken patcher).
     assert splice._patches(splice.read_header(io.BytesIO(original)), changes) is not None
+
+
+def test_the_changed_stream_reads_exactly_like_the_written_file():
+    from pydicom.dataelem import DataElement
+
+    original = build.to_bytes(build.image(rows=300, columns=300, PatientAddress="x"))
+    changes = {0x00100010: DataElement(0x00100010, "PN", "ANON^Lucky"), 0x00101040: None}
+    written = io.BytesIO()
+    splice.write_changed(splice.read_header(io.BytesIO(original)), changes, io.BytesIO(original), written)
+    stream = splice.changed_stream(splice.read_header(io.BytesIO(original)), changes, io.BytesIO(original))
+    chunks = []
+    while chunk := stream.read(7919):  # an odd size crosses every piece boundary
+        chunks.append(chunk)
+    assert b"".join(chunks) == written.getvalue()

@@ -9,7 +9,7 @@ import io
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pydicom import dcmread, dcmwrite
 from pydicom.charset import convert_encodings
@@ -193,3 +193,56 @@ def _encode(elem: DataElement, implicit: bool, encodings: list[str]) -> bytes:
     buf.is_little_endian, buf.is_implicit_VR = True, implicit
     write_data_element(buf, elem, encodings)
     return buf.getvalue()
+
+
+class _Pieces(io.RawIOBase):
+    """A read-only stream over byte strings and ranges of a source file, read in order."""
+
+    def __init__(self, pieces: list[bytes | tuple[int, int | None]], source: BinaryIO) -> None:
+        self._pieces = pieces
+        self._source = source
+        self._current: bytes | tuple[int, int | None] | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer)
+        while self._pieces or self._current is not None:
+            if self._current is None:
+                self._current = self._pieces.pop(0)
+                if isinstance(self._current, tuple):
+                    self._source.seek(self._current[0])
+            if isinstance(self._current, bytes):
+                n = min(len(view), len(self._current))
+                view[:n] = self._current[:n]
+                self._current = self._current[n:] or None
+                if n:
+                    return n
+                continue
+            start, end = self._current
+            want = len(view) if end is None else min(len(view), end - self._source.tell())
+            data = self._source.read(want) if want > 0 else b""
+            if not data:
+                self._current = None
+                continue
+            view[: len(data)] = data
+            return len(data)
+        return 0
+
+
+def changed_stream(header: Header, changes: dict[int, DataElement | None], source: BinaryIO) -> BinaryIO:
+    """write_changed as a readable stream (for a blob store's put), without a temporary copy."""
+    patches = _patches(header, changes)
+    if patches is None:
+        out = io.BytesIO()
+        write_changed(header, changes, source, out)
+        out.seek(0)
+        return out
+    pieces: list[bytes | tuple[int, int | None]] = []
+    position = 0
+    for start, end, data in patches:
+        pieces += [(position, start), data]
+        position = end
+    pieces.append((position, None))
+    return io.BufferedReader(_Pieces(pieces, source), COPY_CHUNK)

@@ -167,9 +167,10 @@ def ingest_batch(
     if items:
         PendingBlob.objects.bulk_create([PendingBlob(key=_new_key(item)) for item in items])
     written: list[_Item] = []
+    owners: dict[tuple[str, ...], Any] = {}
     for item in items:
         try:
-            _protect_identity(item, organisation_id)
+            _protect_identity(item, organisation_id, owners)
             item.info = _write_blob(store, item)
             written.append(item)
         except VetpacsError as exc:
@@ -310,9 +311,13 @@ def _new_key(item: _Item) -> str:
     return item.key
 
 
-def _protect_identity(item: _Item, organisation_id: int) -> None:
+def _protect_identity(item: _Item, organisation_id: int, owners: dict[tuple[str, ...], Any]) -> None:
     """Owner identifiers go to the identity store; the stored file carries a pseudonym."""
-    item.owner = identity.find_or_create_owner(organisation_id=organisation_id, fields=owner_fields(item.ds))
+    fields = owner_fields(item.ds)
+    seen = tuple(sorted(fields.items()))
+    if seen not in owners:  # a batch is mostly one animal's study: look its owner up once
+        owners[seen] = identity.find_or_create_owner(organisation_id=organisation_id, fields=fields)
+    item.owner = owners[seen]
     pseudonym = item.owner.pseudonym if item.owner else identity.new_pseudonym()
     item.originals = split_identity(item.ds, pseudonym)
     item.metadata = A.metadata_json(item.ds)
@@ -332,9 +337,7 @@ def _write_blob(store: Any, item: _Item) -> BlobInfo:
         # Only the owner's elements change: patch them, copy every other byte as received.
         changes = {int(t, 16): item.ds.get(int(t, 16)) for t in item.originals}
         with item.path.open("rb") as src:
-            return _put_via_temporary(
-                store, item.key, lambda tmp: splice.write_changed(item.header, changes, src, tmp)
-            )
+            return store.put(item.key, splice.changed_stream(item.header, changes, src))
     return put_dataset(store, item.key, item.ds)
 
 
