@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from django.http import StreamingHttpResponse
@@ -101,7 +101,7 @@ def new_boundary() -> str:
     return "vetpacs-" + secrets.token_hex(16)
 
 
-def _pieces(parts: Iterable[Part], delimiter: bytes) -> Iterator[bytes]:
+def _pieces(parts: Iterable[Part], delimiter: bytes) -> Generator[bytes, None, None]:
     for part in parts:
         yield part.head(delimiter)
         if isinstance(part.body, bytes | bytearray):

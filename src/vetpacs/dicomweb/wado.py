@@ -378,7 +378,7 @@ def _instance_body(instance: Instance, target: str, originals: dict[str, Any] | 
         return len(data), data
     splice_here = as_stored and originals and _identity_in_header(originals) and _spliceable(target)
     with blobs.store().open(key) as stream:
-        if splice_here and size > WHOLE_BODY_MAX:
+        if splice_here and originals and size > WHOLE_BODY_MAX:
             # Too large to hold: the header is rewritten whole, the pixel bytes stream after it.
             header = splice.read_header(stream)
             restore_identity(header.ds, originals)
