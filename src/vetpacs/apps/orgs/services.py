@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -13,6 +14,12 @@ from vetpacs.apps.orgs.models import ApiToken, Membership, Organisation
 from vetpacs.core.ids import new_token
 
 TOKEN_PREFIX = "vp_"  # noqa: S105 - a public prefix, not a secret
+# How long a process trusts a token it has checked, without asking the database again. A token
+# revoked or expired elsewhere, or a chain gaining or losing a member clinic, takes effect in every
+# platform process within this bound (revoke_token takes effect at once in its own process).
+PRINCIPAL_CACHE_SECONDS = 5.0
+# Past this many distinct live tokens in one process the cache starts over (memory stays bounded).
+PRINCIPAL_CACHE_MAX_ENTRIES = 4096
 
 
 @dataclass(frozen=True)
@@ -68,26 +75,70 @@ def _hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+# key_hash -> (monotonic time until which the principal may be reused, principal)
+_principals: dict[str, tuple[float, Principal]] = {}
+_monotonic = time.monotonic  # the cache's clock; tests move it
+
+
 def authenticate_token(raw: str) -> Principal | None:
+    """The principal a bearer token stands for, or None if it is unknown, revoked or expired.
+
+    A DICOMweb client sends its token on every request (a viewer opening one study sends dozens),
+    so a checked token is reused for PRINCIPAL_CACHE_SECONDS without touching the database.
+    """
     if not raw.startswith(TOKEN_PREFIX):
         return None
-    token = (
-        ApiToken.objects.filter(key_hash=_hash(raw), revoked_at__isnull=True)
-        .select_related("organisation")
-        .first()
-    )
-    if token is None or (token.expires_at and token.expires_at <= timezone.now()):
+    key_hash = _hash(raw)
+    now = _monotonic()
+    cached = _principals.get(key_hash)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    principal, ttl = _principal_from_database(key_hash)
+    if principal is None:
+        _principals.pop(key_hash, None)
         return None
+    if len(_principals) >= PRINCIPAL_CACHE_MAX_ENTRIES:
+        _principals.clear()
+    _principals[key_hash] = (now + ttl, principal)
+    return principal
+
+
+def _principal_from_database(key_hash: str) -> tuple[Principal | None, float]:
+    """The token's principal and how long it may be reused (never past the token's expiry)."""
+    token = ApiToken.objects.filter(key_hash=key_hash, revoked_at__isnull=True).first()
     now = timezone.now()
+    if token is None or (token.expires_at and token.expires_at <= now):
+        return None, 0.0
     # Touch at most once a minute: a busy DICOMweb client must not write on every request.
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return Principal(
+    ttl = PRINCIPAL_CACHE_SECONDS
+    if token.expires_at:
+        ttl = min(ttl, (token.expires_at - now).total_seconds())
+    principal = Principal(
         organisation_ids=frozenset(visible_organisation_ids([token.organisation_id])),
         user_id=token.user_id,
         token_id=token.id,
         label=f"token:{token.prefix}",
     )
+    return principal, ttl
+
+
+def revoke_token(*, token: ApiToken, user_id: int | None = None) -> None:
+    """Revoke a token: refused at once by this process, by every other within PRINCIPAL_CACHE_SECONDS."""
+    with transaction.atomic():
+        updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        if updated:
+            audit.record(
+                "token.revoked",
+                organisation_id=token.organisation_id,
+                target=f"token:{token.pk}",
+                user_id=user_id,
+                detail={"name": token.name},
+            )
+    _principals.pop(token.key_hash, None)
 
 
 def principal_for_user(user) -> Principal | None:  # noqa: ANN001 - Django user
