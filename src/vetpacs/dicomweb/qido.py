@@ -71,7 +71,27 @@ _STUDY_REQUIRED = (
 _SERIES_REQUIRED = ("Modality", "SeriesInstanceUID", "SeriesNumber")
 _INSTANCE_REQUIRED = ("SOPClassUID", "SOPInstanceUID", "InstanceNumber")
 
+# Built once: the tags of each level's defaults, and the empty element of each required one
+# (PS3.18 10.6.3: a default attribute with no value is returned empty). Results share these
+# elements and never change them.
+_STUDY_DEFAULT_TAGS = tuple(tag_key(k) for k in STUDY_DEFAULTS)
+_STUDY_EMPTY = {tag_key(k): {"vr": vr_of(tag_key(k))} for k in _STUDY_REQUIRED}
+_STUDY_COLUMNS = (
+    "id",
+    "organisation_id",
+    "study_instance_uid",
+    "modalities_in_study",
+    "number_of_series",
+    "number_of_instances",
+    "dicom_json",
+)
+_MODALITIES = tag_key("ModalitiesInStudy")
+_STUDY_SERIES_COUNT = tag_key("NumberOfStudyRelatedSeries")
+_STUDY_INSTANCE_COUNT = tag_key("NumberOfStudyRelatedInstances")
 _SPECIFIC_CHARACTER_SET = tag_key("SpecificCharacterSet")
+# Values are decoded text in UTF-8 JSON whatever the stored character set was.
+_UTF8 = {"vr": "CS", "Value": ["ISO_IR 192"]}
+_ONLINE = {"vr": "CS", "Value": ["ONLINE"]}
 _RETRIEVE_URL = tag_key("RetrieveURL")
 _AVAILABILITY = tag_key("InstanceAvailability")
 _STUDY_UID = tag_key("StudyInstanceUID")
@@ -85,8 +105,11 @@ _MORE_WARNING = '299 vetpacs: "There are additional results that can be requeste
 def search_for_studies(request: HttpRequest) -> HttpResponse:
     search = _parse(request, STUDY, (STUDY,))
     studies = queries.visible_studies(request.principal)  # type: ignore[attr-defined]
-    studies = studies.filter(*search.filters).order_by(
-        F("study_date").desc(nulls_last=True), F("study_time").desc(nulls_last=True), "-id"
+    studies = (
+        studies.filter(*search.filters)
+        .order_by(F("study_date").desc(nulls_last=True), F("study_time").desc(nulls_last=True), "-id")
+        # Only what a result is built from: the other columns would be converted for nothing.
+        .only(*_STUDY_COLUMNS)
     )
     page, more = _page(studies, search)
     originals = _originals(request, page)
@@ -240,18 +263,25 @@ def _study_json(
     if not defaults:
         out = _extra(source, search)
         return _sorted(_without_bulk(_restore(out, originals.get(study.study_instance_uid, {}), search)))
-    out = _pick(source, STUDY_DEFAULTS, _STUDY_REQUIRED)
-    out.update(_extra(source, search))
+    out = dict(_STUDY_EMPTY)
+    for tag in _STUDY_DEFAULT_TAGS:
+        elem = source.get(tag)
+        if elem is not None:
+            out[tag] = elem
+    if search.include_all or search.include_tags or search.matched_tags:
+        # Only includefield and matched attributes can be binary: the defaults are all text.
+        out.update(_without_bulk(_extra(source, search)))
     modalities = [m for m in study.modalities_in_study.split("\\") if m]
-    out[tag_key("ModalitiesInStudy")] = {"vr": "CS", **({"Value": modalities} if modalities else {})}
-    out[tag_key("NumberOfStudyRelatedSeries")] = {"vr": "IS", "Value": [study.number_of_series]}
-    out[tag_key("NumberOfStudyRelatedInstances")] = {"vr": "IS", "Value": [study.number_of_instances]}
-    out[_AVAILABILITY] = {"vr": "CS", "Value": ["ONLINE"]}
-    # Values are decoded text in UTF-8 JSON whatever the stored character set was.
-    out[_SPECIFIC_CHARACTER_SET] = {"vr": "CS", "Value": ["ISO_IR 192"]}
+    out[_MODALITIES] = {"vr": "CS", "Value": modalities} if modalities else {"vr": "CS"}
+    out[_STUDY_SERIES_COUNT] = {"vr": "IS", "Value": [study.number_of_series]}
+    out[_STUDY_INSTANCE_COUNT] = {"vr": "IS", "Value": [study.number_of_instances]}
+    out[_AVAILABILITY] = _ONLINE
+    out[_SPECIFIC_CHARACTER_SET] = _UTF8
     out[_RETRIEVE_URL] = {"vr": "UR", "Value": [f"{root}/studies/{study.study_instance_uid}"]}
-    out = _restore(out, originals.get(study.study_instance_uid, {}), search)
-    return _sorted(_without_bulk(out))
+    found = originals.get(study.study_instance_uid)
+    if found:
+        out = _restore(out, found, search)
+    return _sorted(out)
 
 
 def _series_json(series: Series, search: Search, root: str, *, defaults: bool = True) -> dict[str, Any]:
