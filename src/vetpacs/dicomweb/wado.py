@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
 import zipfile
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
@@ -11,7 +10,6 @@ from typing import Any, BinaryIO
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from pydicom import dcmwrite
-from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
@@ -227,109 +225,12 @@ def _decode_in_place(ds: Any, instance: Instance) -> None:
 
 
 # --- re-identification by splicing: rewrite the owner attributes, copy every other byte --------------
-# Only the few owner elements are encoded anew; the rest of the stored file (the other header elements
-# and the pixel data) goes out byte for byte. Little endian syntaxes only (splice.can_splice).
-
-_PREAMBLE_END = 132  # PS3.10 7.1: 128-byte preamble and "DICM"
-_LONG_VRS = frozenset(
-    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-)
-_UNDEFINED_LENGTH = 0xFFFFFFFF
-_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_FIRST_PIXEL_TAG = min(PIXEL_DATA_TAGS)
+# Only the few owner elements are encoded anew (dicom.splice.write_changed); the rest of the stored file,
+# pixel data included, goes out byte for byte. Little endian syntaxes only (splice.can_splice).
 
 
-def _element_end(data: bytes, pos: int, implicit: bool) -> tuple[int, int]:
-    """(tag, end offset) of the data element starting at pos."""
-    group, number = struct.unpack_from("<HH", data, pos)
-    tag = group << 16 | number
-    vr = b""
-    if implicit or group == 0xFFFE:
-        # PS3.5 7.5: items and delimiters have no VR, whatever the syntax.
-        (length,) = struct.unpack_from("<L", data, pos + 4)
-        value = pos + 8
-    else:
-        vr = data[pos + 4 : pos + 6]
-        if vr in _LONG_VRS:
-            (length,) = struct.unpack_from("<L", data, pos + 8)
-            value = pos + 12
-        else:
-            (length,) = struct.unpack_from("<H", data, pos + 6)
-            value = pos + 8
-    if length != _UNDEFINED_LENGTH:
-        end = value + length
-        if end > len(data):
-            raise struct.error(f"element ({group:04X},{number:04X}) runs past the end of the file")
-        return tag, end
-    # PS3.5 7.5.1: undefined length ends at a delimiter; an item holds a dataset, a sequence (or
-    # encapsulated pixel data) holds items. PS3.5 6.2.2: UN of undefined length is implicit VR inside.
-    delimiter = _ITEM_END if tag == _ITEM else _SEQUENCE_END
-    inner_implicit = implicit or vr == b"UN"
-    pos = value
-    while True:
-        inner, pos = _element_end(data, pos, inner_implicit)
-        if inner == delimiter:
-            return tag, pos
-
-
-def _header_elements(data: bytes, implicit: bool) -> tuple[list[tuple[int, int, int]], int] | None:
-    """[(tag, start, end)] of the top-level elements before the pixel data, and where that starts."""
-    if data[128:_PREAMBLE_END] != b"DICM" or data[_PREAMBLE_END : _PREAMBLE_END + 4] != b"\x02\x00\x00\x00":
-        return None  # no File Meta Information Group Length (0002,0000) to find the dataset by
-    (meta_length,) = struct.unpack_from("<L", data, _PREAMBLE_END + 8)
-    pos = _PREAMBLE_END + 12 + meta_length
-    elements = []
-    while pos < len(data):
-        tag, end = _element_end(data, pos, implicit)
-        if tag >= _FIRST_PIXEL_TAG:
-            break
-        elements.append((tag, pos, end))
-        pos = end
-    return elements, pos
-
-
-def _reidentified(data: bytes, implicit: bool, originals: dict[str, Any]) -> bytes | None:
-    """The stored file with the owner attributes put back, or None where it cannot be spliced."""
-    try:
-        found = _header_elements(data, implicit)
-    except struct.error:
-        return None
-    if found is None:
-        return None
-    elements, pixel_offset = found
-    restored = sorted(Dataset.from_json(originals), key=lambda e: int(e.tag))
-    groups = {int(e.tag) >> 16 for e in restored}
-    # A group length element would go stale when an element of its group changes size.
-    if any(tag & 0xFFFF == 0 and tag >> 16 in groups for tag, _, _ in elements):
-        return None
-    charset = next((data[start:end] for tag, start, end in elements if tag == 0x00080005), None)
-    encodings = _encodings(charset)
-    view = memoryview(data)
-    pieces: list[bytes | memoryview] = []
-    cursor, index = 0, 0
-    for elem in restored:
-        tag = int(elem.tag)
-        while index < len(elements) and elements[index][0] < tag:
-            index += 1
-        here = elements[index] if index < len(elements) else (tag, pixel_offset, pixel_offset)
-        pieces.append(view[cursor : here[1]])
-        fp = DicomBytesIO()
-        fp.is_little_endian, fp.is_implicit_VR = True, implicit
-        write_data_element(fp, elem, encodings)
-        pieces.append(fp.getvalue())
-        # The stored element of the same tag (the pseudonym) is dropped; otherwise insert before it.
-        cursor = here[2] if here[0] == tag else here[1]
-    pieces.append(view[cursor:])
-    return b"".join(pieces)
-
-
-def _encodings(charset_element: bytes | None) -> list[str]:
-    """Python codecs for Specific Character Set (0008,0005), from its raw element bytes."""
-    if not charset_element:
-        return convert_encodings([""])
-    raw = charset_element[8:]  # implicit header, or explicit CS (short form): 8 bytes either way
-    terms = [t.strip() for t in raw.decode("ascii", "replace").split("\\")]
-    return convert_encodings(terms)
+def _changes(originals: dict[str, Any]) -> dict[int, Any]:
+    return {int(elem.tag): elem for elem in Dataset.from_json(originals)}
 
 
 def _spliceable(syntax: str) -> bool:
@@ -388,9 +289,9 @@ def _instance_body(instance: Instance, target: str, originals: dict[str, Any] | 
     if splice_here and originals:
         # The owner attributes live in the header: encode only them anew and copy every other stored
         # byte, pixel data included, verbatim (microseconds instead of a whole rewrite).
-        spliced = _reidentified(data, target == ImplicitVRLittleEndian, originals)
-        if spliced is not None:
-            return len(spliced), spliced
+        out = io.BytesIO()
+        splice.write_changed(splice.read_header(io.BytesIO(data)), _changes(originals), io.BytesIO(data), out)
+        return out.tell(), out.getvalue()
     data = _rewritten(io.BytesIO(data), instance, target, originals)
     return len(data), data
 
