@@ -62,7 +62,8 @@ TEMPLATES = [
 _database_url = env("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'vetpacs.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Connections persist per thread (conn_max_age above): a new SQLite connection parses the whole
+    # schema and starts with a cold page cache, about 2 ms of CPU per request.
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets readers run beside the one writer; IMMEDIATE avoids upgrade deadlocks.
         "transaction_mode": "IMMEDIATE",
