@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Min, Subquery
 
 from vetpacs.apps.identity import keys
 from vetpacs.apps.identity.models import DataKey, InstanceIdentity, Owner
@@ -116,16 +117,14 @@ def originals_for_instances(sop_instance_uids: list[str]) -> dict[str, dict[str,
 
 def originals_for_studies(study_instance_uids: list[str]) -> dict[str, dict[str, Any]]:
     """One instance's originals per study: the patient/owner attributes are the same study-wide."""
-    out: dict[str, dict[str, Any]] = {}
-    rows = (
+    first_per_study = (
         InstanceIdentity.objects.filter(study_instance_uid__in=study_instance_uids)
-        .select_related("data_key")
-        .order_by("study_instance_uid", "id")
+        .values("study_instance_uid")
+        .annotate(first=Min("id"))
+        .values("first")
     )
-    for row in rows:
-        if row.study_instance_uid not in out:
-            out[row.study_instance_uid] = _open(row)
-    return out
+    rows = InstanceIdentity.objects.filter(id__in=Subquery(first_per_study)).select_related("data_key")
+    return {row.study_instance_uid: _open(row) for row in rows}
 
 
 def forget_instances(sop_instance_uids: list[str]) -> None:
