@@ -59,6 +59,16 @@ def _fresh_blob_store(settings, tmp_path):
     blobs.reset()
 
 
+@pytest.fixture(autouse=True)
+def _empty_search_cache():
+    """Tests roll their databases back, so generations repeat: no cached answer crosses tests."""
+    from vetpacs.dicomweb import search_cache
+
+    search_cache.clear()
+    yield
+    search_cache.clear()
+
+
 @pytest.fixture
 def clinic(db):
     from vetpacs.apps.orgs.services import create_organisation

@@ -364,20 +364,25 @@ def test_the_study_search_costs_the_same_queries_for_one_study_or_many(
     clinic_client, ingest, django_assert_num_queries
 ):
     ingest(build.image())
-    # A cold token: the token, its last use, the chain's member clinics, the page, the page's owners.
-    with django_assert_num_queries(5):
+    # A cold token: the archive generation, the token, its last use, the chain's member clinics, the
+    # page, the page's owners.
+    with django_assert_num_queries(6):
         _get(clinic_client, "studies")
-    # The principal is now cached for a few seconds: the page and its owners only, however many.
-    with django_assert_num_queries(2):
-        _get(clinic_client, "studies")
+    # The principal is now cached for a few seconds: the generation, the page and its owners.
+    with django_assert_num_queries(3):
+        _get(clinic_client, "studies", "limit=10")
     ingest(*(build.image(owner=f"Owner{i}") for i in range(8)))
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(3):
         _, body = _get(clinic_client, "studies")
     assert len(body) == 9
     # Matching a name also asks the identity store's blind index whether it is an owner's name.
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):
         _, body = _get(clinic_client, "studies", "PatientName=Lucky")
     assert len(body) == 9
+    # The same search again, nothing changed since: the cached answer, after one look at the generation.
+    with django_assert_num_queries(1):
+        _, again = _get(clinic_client, "studies", "PatientName=Lucky")
+    assert again == body
 
 
 def test_a_thousand_studies_answer_fast(clinic_client, ingest, clinic):

@@ -17,6 +17,7 @@ from vetpacs.dicom.identity import restore_json
 from vetpacs.dicomweb import matching
 from vetpacs.dicomweb.matching import INSTANCE, SERIES, STUDY, Search, tag_key, vr_of
 from vetpacs.dicomweb.responses import DICOM_JSON, dicom_json_response, error_response
+from vetpacs.dicomweb.search_cache import cached_search
 
 # PS3.18 Table 10.6.3-3/4/5: the attributes every result carries at each level (RetrieveURL,
 # counts and SpecificCharacterSet are computed, not stored). StudyDescription and the veterinary
@@ -102,6 +103,7 @@ _SERVICE_ROOT = re.compile(r"^(.*?)/(studies|series|instances)(/|$)")
 _MORE_WARNING = '299 vetpacs: "There are additional results that can be requested with offset"'
 
 
+@cached_search
 def search_for_studies(request: HttpRequest) -> HttpResponse:
     search = _parse(request, STUDY, (STUDY,))
     studies = queries.visible_studies(request.principal)  # type: ignore[attr-defined]
@@ -118,6 +120,7 @@ def search_for_studies(request: HttpRequest) -> HttpResponse:
     return _respond(results, more)
 
 
+@cached_search
 def search_for_series(request: HttpRequest, study: str | None = None) -> HttpResponse:
     principal = request.principal  # type: ignore[attr-defined]
     series = queries.visible_series(principal).select_related("study")
@@ -144,6 +147,7 @@ def search_for_series(request: HttpRequest, study: str | None = None) -> HttpRes
     return _respond(results, more)
 
 
+@cached_search
 def search_for_instances(
     request: HttpRequest, study: str | None = None, series: str | None = None
 ) -> HttpResponse:

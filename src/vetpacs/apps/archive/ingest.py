@@ -31,6 +31,7 @@ from pydicom import dcmwrite
 from pydicom.valuerep import PersonName
 
 from vetpacs.apps.archive import blobs
+from vetpacs.apps.archive.generation import bump_generation
 from vetpacs.apps.archive.models import Blob, Instance, InstanceVersion, Patient, PendingBlob, Series, Study
 from vetpacs.apps.audit import services as audit
 from vetpacs.apps.identity import services as identity
@@ -477,6 +478,7 @@ def _index(items: list[_Item], caller: _Caller) -> list[IngestResult]:
             entries=[(i.study_uid, i.sop_uid, i.owner, i.originals) for i in items if i.originals],
         )
         PendingBlob.objects.filter(key__in=[i.key for i in items]).delete()
+        bump_generation()
         audit.record_many(
             [
                 {

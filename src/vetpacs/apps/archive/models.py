@@ -129,3 +129,14 @@ class PendingBlob(models.Model):
 
     key = models.CharField(max_length=80, unique=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+
+class ArchiveGeneration(models.Model):
+    """A number bumped in the same transaction as every change to the index.
+
+    Readers that cache what they built from the index (QIDO-RS results) compare it on each request,
+    so a cached answer is never older than the last committed change.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    value = models.BigIntegerField(default=0)

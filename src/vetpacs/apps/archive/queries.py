@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from vetpacs.apps.archive.generation import archive_generation
 from vetpacs.apps.archive.models import Instance, Series, Study
 from vetpacs.apps.orgs.services import Principal
+
+__all__ = ["archive_generation", "may_see_identity", "visible_instances", "visible_series", "visible_studies"]
 
 
 def visible_studies(principal: Principal) -> QuerySet[Study]:

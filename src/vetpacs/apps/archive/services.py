@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from vetpacs.apps.archive import blobs
+from vetpacs.apps.archive.generation import bump_generation
 from vetpacs.apps.archive.ingest import (
     IngestResult,
     discard,
@@ -26,7 +27,8 @@ from vetpacs.dicom import codecs
 from vetpacs.dicom.parse import read_dataset
 from vetpacs.storage.base import new_blob_key
 
-__all__ = ["IngestResult", "file_sha256", "ingest_batch", "ingest_file"]
+__all__ = ["IngestResult", "bump_generation", "file_sha256", "ingest_batch", "ingest_file"]
+
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ def compress(instance_id: int) -> bool:
             current.blob = blob
             current.transfer_syntax_uid = str(codecs.STORAGE_SYNTAX)
             current.save(update_fields=["blob", "transfer_syntax_uid"])
+            bump_generation()
             old_key = old_blob.key
             old_blob.delete()
             PendingBlob.objects.filter(key=key).delete()
