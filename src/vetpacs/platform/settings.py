@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "vetpacs.apps.audit",
     "vetpacs.apps.identity",
     "vetpacs.apps.archive",
+    "vetpacs.apps.uploads",
     "vetpacs.web",
 ]
 
@@ -121,6 +122,8 @@ VETPACS_STORAGE = {
 # Wraps every clinic's data key; a 0600 file under DATA_DIR/keys unless given (hex) in the environment.
 VETPACS_MASTER_KEY = bytes.fromhex(env("MASTER_KEY") or "") or secret_file("master.key", 32)
 VETPACS_INCOMING_DIR = DATA_DIR / "incoming"
+# tus uploads not completed within this many hours are removed (vetpacs.apps.uploads.services.sweep_expired).
+VETPACS_UPLOAD_EXPIRY_HOURS = env_int("UPLOAD_EXPIRY_HOURS", 24)
 # Keep a new version when an instance arrives again with different content (else refuse it).
 VETPACS_KEEP_VERSIONS = env_bool("KEEP_VERSIONS", False)
 # Compress uncompressed instances to JPEG-LS lossless in the background.

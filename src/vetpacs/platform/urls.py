@@ -12,6 +12,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="web/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("api/v1/uploads/", include("vetpacs.api.uploads")),
     path("api/v1/", api.urls),
     path("dicomweb/", include("vetpacs.dicomweb.urls")),
     path("viewer/", include("vetpacs.web.viewer")),
