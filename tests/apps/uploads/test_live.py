@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -100,3 +103,41 @@ def test_parts_uploaded_in_parallel_are_joined_and_archived(server, tmp_path):
     ).json()
     assert status["state"] == "stored" and status["sha256"] == sha
     assert _found_in_qido(server, ds)
+
+
+@pytest.mark.requirement("R-6.1.4")
+def test_a_connection_cut_mid_chunk_resumes_from_the_bytes_that_arrived(server, tmp_path):
+    ds = build.image(rows=256, columns=256)
+    data = build.to_bytes(ds)
+    tus_headers = server.headers | {"Tus-Resumable": "1.0.0"}
+    created = requests.post(
+        f"{server.url}/api/v1/uploads/", headers=tus_headers | {"Upload-Length": str(len(data))}, timeout=30
+    )
+    url = requests.compat.urljoin(server.url, created.headers["Location"])
+    sent = 40_000
+    # The whole file announced, 40 000 bytes sent, then the connection dropped (a cut network).
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        head = (
+            f"PATCH {urlsplit(url).path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: {server.headers['Authorization']}\r\nTus-Resumable: 1.0.0\r\n"
+            f"Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + data[:sent])
+    offset = None
+    for _ in range(100):  # the server notices the cut when its read fails
+        resp = requests.head(url, headers=tus_headers, timeout=30)
+        offset = int(resp.headers["Upload-Offset"])
+        if offset:
+            break
+        time.sleep(0.1)
+    assert 0 < offset <= sent
+    rest = requests.patch(
+        url,
+        data=data[offset:],
+        headers=tus_headers
+        | {"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"},
+        timeout=60,
+    )
+    assert rest.status_code == 204, rest.text
+    assert rest.headers["Vetpacs-Ingest"].startswith(f"stored; sop-instance-uid={ds.SOPInstanceUID};")
