@@ -262,8 +262,15 @@ def append(
             Errors.PAYLOAD_TOO_LARGE,
             f"the chunk has {content_length} bytes; {remaining} remain of the upload's {upload.length}",
         )
-    if upload.done or upload.state == State.COMPLETE:
-        return upload
+    if not (upload.done or upload.state == State.COMPLETE):
+        upload = _write(upload, caller=caller, offset=offset, body=body, checksum=checksum)
+    if upload.final_id is not None and upload.state == State.COMPLETE:
+        # Also on a repeated PATCH: a join a crash interrupted is done again.
+        _join(Upload.objects.get(pk=upload.final_id), caller)
+    return upload
+
+
+def _write(upload: Upload, *, caller: Caller, offset: int, body: Body, checksum: Checksum | None) -> Upload:
     with _locked(upload, wait=False) as f:
         upload = _refresh(upload)
         _check_offset(upload, offset)
@@ -277,8 +284,6 @@ def append(
             upload.offset = start + received
         if upload.offset == upload.length:
             upload = _finish(upload, f, caller)
-    if upload.final_id is not None and upload.state == State.COMPLETE:
-        _join(Upload.objects.get(pk=upload.final_id), caller)
     return upload
 
 
