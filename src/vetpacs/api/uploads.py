@@ -20,7 +20,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
 from vetpacs.apps.orgs.services import Principal, authenticate_token, principal_for_user
-from vetpacs.apps.uploads import errors, services
+from vetpacs.apps.uploads import services
 from vetpacs.apps.uploads.models import Upload
 from vetpacs.core.errors import Errors, VetpacsError
 
@@ -80,7 +80,7 @@ def _problem(exc: VetpacsError) -> HttpResponse:
     )
     if exc.http_status == 401:
         resp["WWW-Authenticate"] = 'Bearer realm="vetpacs"'
-    if exc.error is errors.TUS_VERSION_UNSUPPORTED:
+    if exc.error is Errors.TUS_VERSION_UNSUPPORTED:
         resp["Tus-Version"] = TUS_VERSION
     return resp
 
@@ -95,7 +95,7 @@ def tus_view(methods: tuple[str, ...]) -> Callable[..., Any]:
             try:
                 if request.method not in methods:
                     resp = _problem(
-                        VetpacsError(errors.METHOD_NOT_ALLOWED, f"{request.method} is not allowed here")
+                        VetpacsError(Errors.METHOD_NOT_ALLOWED, f"{request.method} is not allowed here")
                     )
                     resp["Allow"] = ", ".join(methods)
                 elif request.method == "OPTIONS":
@@ -106,7 +106,7 @@ def tus_view(methods: tuple[str, ...]) -> Callable[..., Any]:
                     version = request.headers.get("Tus-Resumable")
                     if request.method != "GET" and version != TUS_VERSION:
                         raise VetpacsError(
-                            errors.TUS_VERSION_UNSUPPORTED,
+                            Errors.TUS_VERSION_UNSUPPORTED,
                             f"Tus-Resumable {version or '(missing)'} is not supported; use {TUS_VERSION}",
                         )
                     request.principal = _principal(request)  # type: ignore[attr-defined]

@@ -108,6 +108,16 @@ class Errors:
     INVALID_TOKEN = ErrorCode("invalid_token", 401, "The token is invalid, expired or revoked")
     BLOB_MISSING = ErrorCode("blob_missing", 500, "A stored object is missing from every replica")
     BLOB_CORRUPT = ErrorCode("blob_corrupt", 500, "A stored object failed its SHA-256 check")
+    # Resumable uploads (tus 1.0)
+    # "Tus-Resumable": a version the server does not speak answers 412 with Tus-Version.
+    TUS_VERSION_UNSUPPORTED = ErrorCode(
+        "tus_version_unsupported", 412, "The requested tus protocol version is not supported"
+    )
+    # PATCH: "If the offsets do not match, the Server MUST respond with the 409 Conflict status".
+    OFFSET_MISMATCH = ErrorCode("offset_mismatch", 409, "Upload-Offset does not match the upload's offset")
+    # A lock per upload, as tus recommends; a second writer is told to come back (as tusd does).
+    UPLOAD_LOCKED = ErrorCode("upload_locked", 423, "Another request is writing this upload; retry shortly")
+    METHOD_NOT_ALLOWED = ErrorCode("method_not_allowed", 405, "The method is not allowed on this URL")
     CODEC_UNAVAILABLE = ErrorCode(
         "codec_unavailable", 501, "The codec for this transfer syntax is not available"
     )

@@ -32,7 +32,6 @@ from django.utils import timezone
 
 from vetpacs.apps.archive.services import file_sha256, ingest_file
 from vetpacs.apps.audit import services as audit
-from vetpacs.apps.uploads import errors
 from vetpacs.apps.uploads.models import Upload
 from vetpacs.core.errors import Errors, VetpacsError
 
@@ -222,7 +221,7 @@ def _locked(upload: Upload, *, wait: bool) -> Iterator[BinaryIO]:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError as exc:
             raise VetpacsError(
-                errors.UPLOAD_LOCKED, f"upload {upload.id} is being written by another request"
+                Errors.UPLOAD_LOCKED, f"upload {upload.id} is being written by another request"
             ) from exc
         yield f
     finally:
@@ -290,7 +289,7 @@ def _write(upload: Upload, *, caller: Caller, offset: int, body: Body, checksum:
 def _check_offset(upload: Upload, offset: int) -> None:
     if offset != upload.offset:
         raise VetpacsError(
-            errors.OFFSET_MISMATCH,
+            Errors.OFFSET_MISMATCH,
             f"Upload-Offset {offset} does not match the upload's offset {upload.offset}; "
             "ask with HEAD and resume from there",
         )

@@ -13,5 +13,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         n = services.sweep_orphans(older_than_seconds=0 if opts["now"] else None)
+        # Resumable uploads abandoned past their expiry (VETPACS_UPLOAD_EXPIRY_HOURS).
+        from vetpacs.apps.uploads.services import sweep_expired
+
+        n += sweep_expired()
         if n or opts["verbosity"] >= 1:
             self.stdout.write(f"{n} orphans removed")
