@@ -129,7 +129,7 @@ def test_a_chunk_whose_checksum_does_not_match_is_refused_and_not_kept(clinic_cl
     data = _dicom()
     url = _create(clinic_client, len(data))
     assert _patch(clinic_client, url, 0, data[:1000]).status_code == 204
-    damaged = data[1000:2000][:-1] + b"\x00"
+    damaged = data[1000:1999] + bytes([data[1999] ^ 0xFF])  # always differs from the original
     resp = _patch(clinic_client, url, 1000, damaged, **{"Upload-Checksum": _checksum(data[1000:2000])})
     assert resp.status_code == 460
     assert resp.json()["type"] == "urn:vetpacs:error:checksum_mismatch"
