@@ -228,3 +228,18 @@ def test_spooled_uploads_left_by_a_crash_are_swept(clinic, settings):
     fresh.write_bytes(b"being written now")
     assert services.sweep_orphans() == 1
     assert not stale.exists() and fresh.exists(), "only leftovers older than the grace period go"
+
+
+@pytest.mark.requirement("R-7.3.4.1e")
+def test_destroying_a_clinics_keys_makes_its_owner_data_unreadable(ingest, clinic):
+    ds = build.image(owner="王小明")
+    ingest(ds)
+    owner = Owner.objects.get()
+    assert identity.reveal_owner(owner)["name"] == "王小明"
+    assert identity.destroy_keys(clinic.id) == 1
+    owner.refresh_from_db()
+    owner.data_key.refresh_from_db()
+    with pytest.raises(PermissionError):
+        identity.reveal_owner(owner)
+    # The stored images stay pseudonymised; the originals can no longer be put back.
+    assert identity.originals_for_instances([str(ds.SOPInstanceUID)]) == {str(ds.SOPInstanceUID): {}}

@@ -47,23 +47,27 @@ def current_data_key(organisation_id: int) -> tuple[DataKey, bytes]:
                 organisation_id=organisation_id,
                 wrapped_key=crypto.seal(master_key(), key, _wrap_aad(organisation_id)),
             )
-            _cache[row.id] = key
+            _cache[bytes(row.wrapped_key)] = key
             return row, key
     return row, unwrap(row)
 
 
-_cache: dict[int, bytes] = {}
+# Unwrapped keys by their wrapped bytes: a row id can come back (a restored or rolled-back
+# database), the ciphertext of a different key cannot.
+_cache: dict[bytes, bytes] = {}
 
 
 def unwrap(row: DataKey) -> bytes:
-    if row.id in _cache:
-        return _cache[row.id]
     if row.destroyed_at is not None or row.wrapped_key is None:
         raise PermissionError(f"data key {row.id} has been destroyed")
-    key = crypto.open_sealed(master_key(), bytes(row.wrapped_key), _wrap_aad(row.organisation_id))
-    _cache[row.id] = key
+    wrapped = bytes(row.wrapped_key)
+    key = _cache.get(wrapped)
+    if key is None:
+        key = crypto.open_sealed(master_key(), wrapped, _wrap_aad(row.organisation_id))
+        _cache[wrapped] = key
     return key
 
 
-def forget(key_id: int) -> None:
-    _cache.pop(key_id, None)
+def forget(wrapped: bytes) -> None:
+    """Drop an unwrapped key from this process (after its row is destroyed)."""
+    _cache.pop(wrapped, None)

@@ -136,8 +136,14 @@ def destroy_keys(organisation_id: int) -> int:
     from django.utils import timezone
 
     with transaction.atomic():
-        ids = list(DataKey.objects.filter(organisation_id=organisation_id).values_list("id", flat=True))
-        DataKey.objects.filter(id__in=ids).update(wrapped_key=None, destroyed_at=timezone.now())
-    for i in ids:
-        keys.forget(i)
-    return len(ids)
+        rows = list(
+            DataKey.objects.select_for_update()
+            .filter(organisation_id=organisation_id, wrapped_key__isnull=False)
+            .values_list("id", "wrapped_key")
+        )
+        DataKey.objects.filter(id__in=[i for i, _ in rows]).update(
+            wrapped_key=None, destroyed_at=timezone.now()
+        )
+    for _, wrapped in rows:
+        keys.forget(bytes(wrapped))
+    return len(rows)
