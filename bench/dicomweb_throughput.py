@@ -96,7 +96,11 @@ def wrk(
     if script:
         cmd += ["-s", script]
     cmd.append(f"{server.base}{path}")
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    run = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    if script and run.stderr.strip():
+        # wrk runs a script it cannot load as if there were none: that would measure the wrong thing.
+        raise RuntimeError(f"wrk could not run {script}: {run.stderr.strip()}")
+    out = run.stdout
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
