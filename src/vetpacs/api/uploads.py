@@ -19,7 +19,8 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
-from vetpacs.apps.orgs.services import Principal, authenticate_token, principal_for_user
+from vetpacs.apps.orgs.auth import principal_from_request, require_csrf
+from vetpacs.apps.orgs.services import Principal
 from vetpacs.apps.uploads import services
 from vetpacs.apps.uploads.models import Upload
 from vetpacs.core.errors import Errors, VetpacsError
@@ -32,24 +33,9 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def _principal(request: HttpRequest) -> Principal:
-    header = request.headers.get("Authorization", "")
-    if header:
-        scheme, _, raw = header.partition(" ")
-        if scheme.lower() != "bearer" or not raw.strip():
-            raise VetpacsError(Errors.UNAUTHENTICATED, "use 'Authorization: Bearer <token>'")
-        principal = authenticate_token(raw.strip())
-        if principal is None:
-            raise VetpacsError(Errors.INVALID_TOKEN)
-        return principal
-    principal = principal_for_user(getattr(request, "user", None))
-    if principal is None:
-        raise VetpacsError(Errors.UNAUTHENTICATED)
-    if request.method not in SAFE_METHODS:
-        # A browser session (tus-js-client) writes only with its CSRF token, like any form post.
-        from django.middleware.csrf import CsrfViewMiddleware
-
-        if CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, None, (), {}) is not None:
-            raise VetpacsError(Errors.FORBIDDEN, "CSRF check failed for a session-authenticated upload")
+    principal = principal_from_request(request)
+    if request.method not in SAFE_METHODS and not request.headers.get("Authorization"):
+        require_csrf(request, "upload")  # a browser session (tus-js-client)
     return principal
 
 

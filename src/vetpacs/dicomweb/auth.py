@@ -9,25 +9,9 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from vetpacs.apps.orgs.services import Principal, authenticate_token, principal_for_user
-from vetpacs.core.errors import Errors, VetpacsError
+from vetpacs.apps.orgs.auth import principal_from_request, require_csrf
+from vetpacs.core.errors import VetpacsError
 from vetpacs.dicomweb.responses import error_response
-
-
-def principal_from_request(request: HttpRequest) -> Principal:
-    header = request.headers.get("Authorization", "")
-    if header:
-        scheme, _, raw = header.partition(" ")
-        if scheme.lower() != "bearer" or not raw.strip():
-            raise VetpacsError(Errors.UNAUTHENTICATED, "use 'Authorization: Bearer <token>'")
-        principal = authenticate_token(raw.strip())
-        if principal is None:
-            raise VetpacsError(Errors.INVALID_TOKEN)
-        return principal
-    principal = principal_for_user(getattr(request, "user", None))
-    if principal is None:
-        raise VetpacsError(Errors.UNAUTHENTICATED)
-    return principal
 
 
 def dicomweb_view(methods: tuple[str, ...]) -> Callable[..., Any]:
@@ -44,7 +28,7 @@ def dicomweb_view(methods: tuple[str, ...]) -> Callable[..., Any]:
             try:
                 principal = principal_from_request(request)
                 if request.method == "POST" and not request.headers.get("Authorization"):
-                    _check_csrf(request)
+                    require_csrf(request, "POST")
                 request.principal = principal  # type: ignore[attr-defined]
                 return fn(request, *args, **kwargs)
             except VetpacsError as exc:
@@ -56,11 +40,3 @@ def dicomweb_view(methods: tuple[str, ...]) -> Callable[..., Any]:
         return view
 
     return decorate
-
-
-def _check_csrf(request: HttpRequest) -> None:
-    from django.middleware.csrf import CsrfViewMiddleware
-
-    reason = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, None, (), {})
-    if reason is not None:
-        raise VetpacsError(Errors.FORBIDDEN, "CSRF check failed for a session-authenticated POST")
