@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "vetpacs.apps.identity",
     "vetpacs.apps.archive",
     "vetpacs.apps.uploads",
+    "vetpacs.apps.sms",
     "vetpacs.web",
 ]
 
@@ -131,6 +132,20 @@ VETPACS_COMPRESS_ON_INGEST = env_bool("COMPRESS_ON_INGEST", True)
 # Orphan blobs (written, never indexed, e.g. after kill -9) older than this are swept.
 VETPACS_ORPHAN_GRACE_SECONDS = env_int("ORPHAN_GRACE_SECONDS", 3600)
 VETPACS_AUDIT_RETENTION_DAYS = max(183, env_int("AUDIT_RETENTION_DAYS", 400))
+
+# --- Security: SMS, real-name, app keys, audit retention, OIDC (issue 3 part B) ---
+# SMS codes (R-6.2.7d): provider "console" (logs; development), "aliyun" or "tencent".
+VETPACS_SMS = {
+    "provider": env("SMS_PROVIDER") or "console",
+    "access_key_id": env("SMS_ACCESS_KEY_ID") or "",
+    "access_key_secret": env("SMS_ACCESS_KEY_SECRET") or "",
+    "sign_name": env("SMS_SIGN_NAME") or "",
+    # Template per purpose, "login:SMS_1,phone_verification:SMS_2,password_reset:SMS_3"
+    "templates": env("SMS_TEMPLATES") or "",
+    "sdk_app_id": env("SMS_SDK_APP_ID") or "",  # Tencent only
+    "region": env("SMS_REGION") or "",
+    "endpoint": env("SMS_ENDPOINT") or "",  # overrides the vendor's host (tests, private endpoints)
+}
 
 LOGGING = {
     "version": 1,
