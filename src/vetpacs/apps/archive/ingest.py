@@ -33,7 +33,9 @@ from pydicom.valuerep import PersonName
 from vetpacs.apps.archive import blobs
 from vetpacs.apps.archive.generation import bump_generation
 from vetpacs.apps.archive.models import Blob, Instance, InstanceVersion, Patient, PendingBlob, Series, Study
+from vetpacs.apps.archive.search_keys import animal_name_key
 from vetpacs.apps.audit import services as audit
+from vetpacs.apps.identity import envelope
 from vetpacs.apps.identity import services as identity
 from vetpacs.core.errors import Errors, VetpacsError
 from vetpacs.dicom import attributes as A
@@ -71,6 +73,7 @@ class _Item:
     metadata: dict[str, Any] = field(default_factory=dict)
     key: str = ""
     info: BlobInfo | None = None
+    dropped: tuple[int, ...] = ()  # top-level tags removed from the stored file besides the owner's
 
     @property
     def sop_uid(self) -> str:
@@ -314,6 +317,9 @@ def _new_key(item: _Item) -> str:
 
 def _protect_identity(item: _Item, organisation_id: int, owners: dict[tuple[str, ...], Any]) -> None:
     """Owner identifiers go to the identity store; the stored file carries a pseudonym."""
+    # R-6.1.3c: a gateway sends the owner encrypted to the platform's key; restore it, then split.
+    if envelope.restore_encrypted_attributes(item.ds):
+        item.dropped = (envelope.ENCRYPTED_ATTRIBUTES,)
     fields = owner_fields(item.ds)
     seen = tuple(sorted(fields.items()))
     if seen not in owners:  # a batch is mostly one animal's study: look its owner up once
@@ -330,13 +336,14 @@ def _protect_identity(item: _Item, organisation_id: int, owners: dict[tuple[str,
 
 
 def _write_blob(store: Any, item: _Item) -> BlobInfo:
-    if not item.originals:
+    if not item.originals and not item.dropped:
         # Nothing to change: keep the received bytes exactly (lossy originals stay as they came).
         with item.path.open("rb") as f:
             return store.put(item.key, f)
     if item.header is not None:
         # Only the owner's elements change: patch them, copy every other byte as received.
         changes = {int(t, 16): item.ds.get(int(t, 16)) for t in item.originals}
+        changes.update(dict.fromkeys(item.dropped))
         with item.path.open("rb") as src:
             return store.put(item.key, splice.changed_stream(item.header, changes, src))
     return put_dataset(store, item.key, item.ds)
@@ -381,6 +388,7 @@ def _patient_fields(ds: Any) -> dict[str, Any]:
     return {
         "patient_name": A.text(ds, "PatientName", 200),
         "animal_name": str(animal)[:200],
+        "animal_name_key": animal_name_key(str(animal)[:200]),
         "species_description": A.text(ds, "PatientSpeciesDescription", 64),
         "species_code": A.code_value(ds, "PatientSpeciesCodeSequence")[:64],
         "breed_description": A.text(ds, "PatientBreedDescription", 64),

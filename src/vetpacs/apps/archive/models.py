@@ -14,6 +14,8 @@ class Patient(models.Model):
     patient_id = models.CharField(max_length=64)
     patient_name = models.CharField(max_length=200, blank=True)  # the stored (pseudonymised) PN
     animal_name = models.CharField(max_length=200, blank=True)  # the pet's name (given name)
+    # Pinyin and initials of animal_name ("wangcai|wc"), for the worklist's name filter (R-6.2.4d).
+    animal_name_key = models.CharField(max_length=200, blank=True, db_index=True)
     species_description = models.CharField(max_length=64, blank=True)
     species_code = models.CharField(max_length=64, blank=True)
     breed_description = models.CharField(max_length=64, blank=True)
