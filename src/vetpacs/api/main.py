@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.security import APIKeyHeader, HttpBearer
 
+from vetpacs.apps.appkeys import services as appkeys
 from vetpacs.apps.orgs.services import Principal, authenticate_token, principal_for_user
 from vetpacs.core.errors import VetpacsError
 
@@ -33,11 +34,27 @@ class SessionPrincipal(APIKeyHeader):
         return None
 
 
+class SignedRequest(APIKeyHeader):
+    """An application key's HMAC-signed request (docs/api-signing.md); errors answer 401/403 problem+json."""
+
+    param_name = "Authorization"
+
+    def __call__(self, request: HttpRequest) -> Principal | None:
+        if not appkeys.is_signed(request):
+            return None
+        principal = appkeys.authenticate_signed(request)
+        request.principal = principal  # type: ignore[attr-defined]
+        return principal
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Principal | None:
+        return None
+
+
 api = NinjaAPI(
     title="vetpacs API",
     version="1",
     description="兽医影像云平台 JSON API (T/CVMA 275-2025). DICOMweb is at /dicomweb.",
-    auth=[BearerToken(), SessionPrincipal()],
+    auth=[SignedRequest(), BearerToken(), SessionPrincipal()],
     urls_namespace="api",
 )
 
@@ -58,3 +75,6 @@ def problem(request: HttpRequest, exc: VetpacsError) -> HttpResponse:
 
 
 from vetpacs.api import studies  # noqa: E402, F401  (registers routes)
+from vetpacs.apps.appkeys.api import router as appkeys_router  # noqa: E402
+
+api.add_router("/appkeys", appkeys_router)

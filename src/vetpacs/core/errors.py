@@ -121,6 +121,44 @@ class Errors:
     CODEC_UNAVAILABLE = ErrorCode(
         "codec_unavailable", 501, "The codec for this transfer syntax is not available"
     )
+    # The clinic gateway (docs/gateway.md)
+    ENCRYPTED_ATTRIBUTES_UNREADABLE = ErrorCode(
+        "encrypted_attributes_unreadable",
+        400,
+        "The Encrypted Attributes Sequence cannot be opened with this platform's key",
+        DimseStatus.CANNOT_UNDERSTAND,
+    )
+    GATEWAY_DISK_FULL = ErrorCode(
+        "gateway_disk_full",
+        507,
+        "The gateway's spool has too little free space to accept the instance",
+        DimseStatus.OUT_OF_RESOURCES,
+    )
+    CALLING_AE_NOT_ALLOWED = ErrorCode(
+        "calling_ae_not_allowed", 403, "The calling AE title is not on the gateway's allow-list"
+    )
+    # Signed requests with application keys (R-7.3.4.3a/c; docs/api-signing.md)
+    INVALID_APP_KEY = ErrorCode("invalid_app_key", 401, "The application key is unknown or revoked")
+    SIGNATURE_INVALID = ErrorCode(
+        "signature_invalid", 401, "The request signature does not match the request and the key's secret"
+    )
+    SIGNATURE_EXPIRED = ErrorCode(
+        "signature_expired", 401, "The signed request's timestamp is more than 5 minutes from the server's"
+    )
+    NONCE_REUSED = ErrorCode("nonce_reused", 401, "The signed request's nonce has been used before")
+    APP_KEY_SCOPE = ErrorCode("app_key_scope", 403, "The application key is not permitted to do this")
+    # SMS codes (R-6.2.7d)
+    SMS_RATE_LIMITED = ErrorCode("sms_rate_limited", 429, "Too many SMS codes requested; wait and retry")
+    SMS_CODE_INVALID = ErrorCode("sms_code_invalid", 400, "The SMS code is wrong, used or expired")
+    SMS_SEND_FAILED = ErrorCode("sms_send_failed", 502, "The SMS provider did not accept the message")
+    # Real-name verification and electronic signatures (R-6.2.7a)
+    ID_NUMBER_INVALID = ErrorCode(
+        "id_number_invalid", 400, "The resident ID number is not valid (GB 11643 format or check digit)"
+    )
+    REAL_NAME_REJECTED = ErrorCode("real_name_rejected", 422, "The name and ID number were not verified")
+    REAL_NAME_REQUIRED = ErrorCode(
+        "real_name_required", 409, "The user has no verified real name and signing key"
+    )
 
 
 class VetpacsError(Exception):

@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "vetpacs.apps.archive",
     "vetpacs.apps.uploads",
     "vetpacs.apps.sms",
+    "vetpacs.apps.appkeys",
     "vetpacs.web",
 ]
 
