@@ -21,6 +21,9 @@ commands:
   import PATH...               archive DICOM files or folders (progress bar)
   verify                       re-hash every stored blob and report mismatches
   sweep                        remove blobs left behind by interrupted writes
+  audit verify                 prove the audit hash chain unbroken; name the first broken event
+  audit export [--format csv|json] [--since D] [--until D] [-o FILE]
+  audit purge                  remove audit events older than the retention (>= 184 days)
   demo                         create the demo clinic, user, token and studies
   (any other Django management command, with '-' or '_')
 """

@@ -25,3 +25,20 @@ class AuditHead(models.Model):
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     hash = models.CharField(max_length=64)
+
+
+class AuditPurge(models.Model):
+    """A retention purge: the chain before it is gone, so verification starts from its last hash.
+
+    Append-only like the events; the purge itself is also an audit event (audit.purged).
+    """
+
+    at = models.DateTimeField()
+    # Every event with id <= up_to_id was removed; the last one's hash anchors the rest of the chain.
+    up_to_id = models.BigIntegerField()
+    anchor_hash = models.CharField(max_length=64)
+    removed = models.BigIntegerField()
+    retention_days = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["id"]
