@@ -137,6 +137,12 @@ class Errors:
     CALLING_AE_NOT_ALLOWED = ErrorCode(
         "calling_ae_not_allowed", 403, "The calling AE title is not on the gateway's allow-list"
     )
+    # Gateways as devices on the platform (apps/devices)
+    ENROLMENT_CODE_INVALID = ErrorCode(
+        "enrolment_code_invalid", 403, "The enrolment code is unknown, used or expired"
+    )
+    GATEWAY_NAME_TAKEN = ErrorCode("gateway_name_taken", 409, "The organisation has a gateway of this name")
+    GATEWAY_REVOKED = ErrorCode("gateway_revoked", 409, "The gateway is revoked or not enrolled")
     # Signed requests with application keys (R-7.3.4.3a/c; docs/api-signing.md)
     INVALID_APP_KEY = ErrorCode("invalid_app_key", 401, "The application key is unknown or revoked")
     SIGNATURE_INVALID = ErrorCode(

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "vetpacs.apps.uploads",
     "vetpacs.apps.sms",
     "vetpacs.apps.appkeys",
+    "vetpacs.apps.devices",
     "vetpacs.web",
 ]
 
@@ -133,6 +134,10 @@ VETPACS_COMPRESS_ON_INGEST = env_bool("COMPRESS_ON_INGEST", True)
 # Orphan blobs (written, never indexed, e.g. after kill -9) older than this are swept.
 VETPACS_ORPHAN_GRACE_SECONDS = env_int("ORPHAN_GRACE_SECONDS", 3600)
 VETPACS_AUDIT_RETENTION_DAYS = max(183, env_int("AUDIT_RETENTION_DAYS", 400))
+# Clinic gateways (apps/devices): heartbeat interval (offline after three missed beats) and how
+# long a one-time enrolment code stays valid.
+VETPACS_GATEWAY_HEARTBEAT_SECONDS = env_int("GATEWAY_HEARTBEAT_SECONDS", 15)
+VETPACS_GATEWAY_ENROLMENT_TTL_HOURS = env_int("GATEWAY_ENROLMENT_TTL_HOURS", 24)
 
 # --- Security: SMS, real-name, app keys, audit retention, OIDC (issue 3 part B) ---
 # SMS codes (R-6.2.7d): provider "console" (logs; development), "aliyun" or "tencent".

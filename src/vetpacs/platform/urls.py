@@ -13,6 +13,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/uploads/", include("vetpacs.api.uploads")),
+    path("api/v1/devices/", include("vetpacs.apps.devices.api")),
+    path("devices/", include("vetpacs.apps.devices.views")),
     path("api/v1/", api.urls),
     path("dicomweb/", include("vetpacs.dicomweb.urls")),
     path("viewer/", include("vetpacs.web.viewer")),

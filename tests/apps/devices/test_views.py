@@ -1,0 +1,47 @@
+"""The gateways page: an admin sees online/offline and last contact, registers one, queues a command."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from vetpacs.apps.devices import services
+from vetpacs.apps.devices.models import Command, Gateway
+from vetpacs.apps.orgs.services import authenticate_token, create_user
+
+
+@pytest.fixture
+def admin_client(clinic):
+    user = create_user(username="boss", password="x-Very-long-9", organisation=clinic, role="org_admin")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_page_shows_online_gateway_with_last_contact(admin_client, enrolled):
+    services.heartbeat(token_id=authenticate_token(enrolled["secret"]).token_id, status={"queue_depth": 4})
+    html = admin_client.get("/devices/").content.decode()
+    assert Gateway.objects.get().key_id in html and "在线 Online" in html
+    assert 'data-testid="online-count">1<' in html
+
+
+def test_registering_on_the_page_shows_the_code_once(admin_client):
+    html = admin_client.post("/devices/", {"name": "超声室"}).content.decode()
+    assert "vetpacs-gateway enroll" in html and Gateway.objects.filter(name="超声室").exists()
+    assert "vetpacs-gateway enroll --url" not in admin_client.get("/devices/").content.decode()
+
+
+def test_retry_button_queues_a_command(admin_client, enrolled):
+    gateway = Gateway.objects.get()
+    resp = admin_client.post(f"/devices/{gateway.id}/command", {"kind": "retry_all"})
+    assert resp.status_code == 302
+    assert Command.objects.get().kind == "retry_all"
+
+
+def test_other_clinics_admin_gets_404_on_the_command_route(enrolled, other_clinic):
+    user = create_user(username="other", password="x-Very-long-9", organisation=other_clinic)
+    client = Client()
+    client.force_login(user)
+    gateway = Gateway.objects.get()
+    assert client.post(f"/devices/{gateway.id}/command", {"kind": "retry_all"}).status_code == 404
+    assert gateway.key_id not in client.get("/devices/").content.decode()
