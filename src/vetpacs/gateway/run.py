@@ -1,0 +1,171 @@
+"""`vetpacs-gateway run`: the SCP, the uploader, watch folders, the heartbeat and the status page together."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from vetpacs.gateway.config import GatewayConfig
+from vetpacs.gateway.credentials import Credentials
+from vetpacs.gateway.protect import load_recipient
+from vetpacs.gateway.queue import Queue
+from vetpacs.gateway.scp import start_scp
+from vetpacs.gateway.spool import Spool
+from vetpacs.gateway.status import Snapshot, StatusServer, snapshot
+from vetpacs.gateway.uploader import UploaderSettings, UploadService
+
+log = logging.getLogger("vetpacs.gateway")
+
+
+def apply_action(queue: Queue, action: str, *, entry_id: int | None = None, study: str | None = None) -> int:
+    """stop / resume / retry an entry, a study or (neither) everything: the CLI, page and platform alike."""
+    if action == "stop":
+        return queue.stop(entry_id=entry_id, study=study)
+    if action == "resume":
+        return queue.resume(entry_id=entry_id, study=study)
+    if action == "retry":
+        return queue.retry(entry_id=entry_id, study=study)
+    raise ValueError(f"unknown action {action!r}")
+
+
+class Gateway:
+    """Everything `run` starts; `start()` then `wait()`; `shutdown()` on SIGTERM/SIGINT."""
+
+    def __init__(self, config: GatewayConfig, credentials: Credentials) -> None:
+        self.config = config
+        self.credentials = credentials
+        self.queue = Queue(config.queue_path)
+        recovered = self.queue.recover()
+        if recovered:
+            log.info("resuming %s uploads a previous run left unfinished", recovered)
+        self.spool = Spool(config.spool_dir, self.queue, min_free_bytes=config.min_free_bytes)
+        recipient = load_recipient(credentials.platform_public_key_pem) if config.protect_identity else None
+        self.uploader = UploadService(
+            self.queue,
+            self.spool,
+            UploaderSettings(
+                platform_url=config.platform_url or credentials.platform_url,
+                token=credentials.secret,
+                parallel_uploads=config.parallel_uploads,
+                chunk_size=config.chunk_size,
+                bandwidth_bytes_per_s=config.bandwidth_bytes_per_s,
+                retry_base_s=config.retry_base_s,
+                retry_cap_s=config.retry_cap_s,
+                request_timeout_s=config.request_timeout_s,
+                compress=config.compress,
+            ),
+            recipient=recipient,
+        )
+        self._done = threading.Event()
+        self.scp: Any = None
+        self.status_server: StatusServer | None = None
+        self.watchers: list[Any] = []
+        self.heartbeat: Any = None
+
+    # -- status and commands ---------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        return snapshot(self.queue, self.spool)
+
+    def status_fn(self) -> dict[str, Any]:
+        """For the heartbeat: version, queue_depth, failures, disk_free_bytes (and a little more)."""
+        return self.snapshot().heartbeat()
+
+    def act(self, action: str, study: str | None = None, entry_id: int | None = None) -> int:
+        n = apply_action(self.queue, action, entry_id=entry_id, study=study)
+        self.uploader.wake()
+        return n
+
+    def on_command(self, command: dict[str, Any]) -> str:
+        """A command from the platform's heartbeat reply: retry_all, stop, resume."""
+        kind = str(command.get("kind") or command.get("command") or "")
+        args = command.get("args") or {}
+        entry_id = int(args["entry"]) if args.get("entry") not in (None, "") else None
+        study = args.get("study") or None
+        if kind == "retry_all":
+            return f"{self.act('retry')} entries retried"
+        if kind in ("stop", "resume", "retry"):
+            return f"{self.act(kind, study=study, entry_id=entry_id)} entries: {kind}"
+        handler = getattr(self, "extra_command_handler", None)
+        if handler is not None:
+            return str(handler(command))
+        raise ValueError(f"unknown command {kind!r}")
+
+    # -- sources ---------------------------------------------------------------------------------
+
+    def on_watched_file(self, path: Path) -> None:
+        """A file from a watch folder: converted to DICOM, each object through the same spool as the SCP."""
+        from vetpacs.gateway.convert import convert_file
+        from vetpacs.gateway.convert.attributes import read_sidecar
+
+        for ds in convert_file(path, sidecar=read_sidecar(path)):
+            self.spool.accept_dataset(ds, source=f"watch:{path.name}")
+        self.uploader.wake()
+
+    # -- life cycle --------------------------------------------------------------------------------
+
+    def start(self, *, heartbeat: bool = True) -> None:
+        cfg = self.config
+        self.uploader.start()
+        self.scp = start_scp(
+            self.spool,
+            ae_title=cfg.ae_title,
+            host=cfg.dicom_host,
+            port=cfg.dicom_port,
+            allowed_calling_aes=cfg.allowed_calling_aes,
+            on_accepted=lambda _accepted: self.uploader.wake(),
+        )
+        self.status_server = StatusServer(cfg.status_host, cfg.status_port, self.snapshot, self.act)
+        self.status_server.start()
+        for folder in cfg.watch_folders:
+            from vetpacs.gateway.watch import FolderWatcher
+
+            folder.mkdir(parents=True, exist_ok=True)
+            watcher = FolderWatcher(folder, self.on_watched_file)
+            watcher.start()
+            self.watchers.append(watcher)
+        if heartbeat:
+            from vetpacs.gateway.heartbeat import HeartbeatClient
+
+            self.heartbeat = HeartbeatClient(
+                self.credentials, self.status_fn, self.on_command, disk_path=cfg.spool_dir
+            )
+            self.heartbeat.start()
+        log.info(
+            "gateway %s listening on %s:%s; status page %s",
+            cfg.ae_title,
+            cfg.dicom_host,
+            self.dicom_port,
+            self.status_server.url,
+        )
+
+    @property
+    def dicom_port(self) -> int:
+        return int(self.scp.server_address[1]) if self.scp is not None else self.config.dicom_port
+
+    def shutdown(self) -> None:
+        if self.scp is not None:
+            self.scp.shutdown()
+        for watcher in self.watchers:
+            watcher.stop()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        if self.status_server is not None:
+            self.status_server.stop()
+        self.uploader.shutdown()
+        self._done.set()
+
+    def wait(self) -> None:
+        self._done.wait()
+
+    def run_forever(self, *, heartbeat: bool = True) -> None:
+        def stop(signum: int, frame: Any) -> None:
+            threading.Thread(target=self.shutdown, daemon=True).start()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        self.start(heartbeat=heartbeat)
+        self.wait()

@@ -1,0 +1,144 @@
+"""The spool: received instances on disk (fsynced) and queued, before anyone is told they arrived.
+
+The one entry point for every source (the SCP, watch folders, `convert`): `Spool.accept_bytes` /
+`Spool.accept_dataset`. A file is written to a temporary name, fsynced, renamed into place and its
+directory fsynced; then its queue row is committed. Only then does the caller answer success, so a
+crash or power cut at any point loses nothing that was acknowledged (R-6.1.1a/b).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import io
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+
+from vetpacs.core.errors import Errors, VetpacsError
+from vetpacs.gateway.queue import DONE, Queue
+
+RECEIVED = "received"
+READY = "ready"
+TMP = "tmp"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    entry_id: int
+    path: Path
+    repeated: bool = False  # the very same bytes were already queued or uploaded
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(path: Path, data: bytes | io.BufferedIOBase, tmp_dir: Path) -> None:
+    """Temporary name, fsync, rename, fsync the directory: the file is whole on disk or absent."""
+    fd, tmp = _mkstemp(tmp_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if isinstance(data, bytes | bytearray | memoryview):
+                f.write(data)
+            else:
+                shutil.copyfileobj(data, f, 1024 * 1024)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def _mkstemp(tmp_dir: Path) -> tuple[int, str]:
+    path = tmp_dir / f"{uuid.uuid4().hex}.part"
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), str(path)
+
+
+class Spool:
+    """Files under spool_dir: received/ (as they came), ready/ (after the pipeline), tmp/."""
+
+    def __init__(self, root: Path, queue: Queue, *, min_free_bytes: int = 0) -> None:
+        self.root = Path(root)
+        self.queue = queue
+        self.min_free_bytes = min_free_bytes
+        for sub in (RECEIVED, READY, TMP):
+            (self.root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Temporary files a crash left behind were never acknowledged: they go.
+        for stale in (self.root / TMP).glob("*.part"):
+            stale.unlink(missing_ok=True)
+
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.root).free
+
+    def _check_space(self, size: int) -> None:
+        free = self.free_bytes()
+        if free - size < self.min_free_bytes:
+            raise VetpacsError(
+                Errors.GATEWAY_DISK_FULL,
+                f"spool {self.root} has {free} bytes free; {size} more would leave less than the"
+                f" configured minimum of {self.min_free_bytes}",
+            )
+
+    def accept_bytes(self, data: bytes, ds: Dataset, *, source: str) -> Accepted:
+        """A Part 10 file's bytes (with file meta) and its parsed dataset, from the SCP or a converter."""
+        sha = hashlib.sha256(data).hexdigest()
+        sop_uid = str(ds.SOPInstanceUID)
+        same = self.queue.find_same(sop_uid, sha)
+        if same is not None and (same.state == DONE or Path(same.received_path).exists()):
+            # A modality sending the same instance again: already safe here or at the platform.
+            return Accepted(same.id, Path(same.received_path), repeated=True)
+        self._check_space(len(data))
+        path = self.root / RECEIVED / f"{uuid.uuid4().hex}.dcm"
+        try:
+            write_durably(path, data, self.root / TMP)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise VetpacsError(Errors.GATEWAY_DISK_FULL, f"spool {self.root}: {exc.strerror}") from None
+            raise VetpacsError(Errors.STORAGE_FAILED, f"spool {self.root}: {exc}") from None
+        try:
+            entry_id = self.queue.add(
+                sop_instance_uid=sop_uid,
+                study_instance_uid=str(ds.StudyInstanceUID),
+                series_instance_uid=str(ds.get("SeriesInstanceUID") or ""),
+                sop_class_uid=str(ds.get("SOPClassUID") or ""),
+                patient_id=str(ds.get("PatientID") or ""),
+                study_date=str(ds.get("StudyDate") or ""),
+                study_description=str(ds.get("StudyDescription") or ""),
+                modality=str(ds.get("Modality") or ""),
+                received_path=path,
+                received_sha256=sha,
+                received_size=len(data),
+                source=source,
+            )
+        except BaseException:
+            path.unlink(missing_ok=True)  # not acknowledged, not queued: leave nothing behind
+            raise
+        return Accepted(entry_id, path)
+
+    def accept_dataset(self, ds: Dataset, *, source: str) -> Accepted:
+        """A dataset built here (watch folders, `convert`): written as a Part 10 file, then accepted."""
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        return self.accept_bytes(buf.getvalue(), ds, source=source)
+
+    def ready_path(self, entry_id: int) -> Path:
+        return self.root / READY / f"{entry_id}.dcm"
+
+    def discard(self, *paths: str | Path | None) -> None:
+        """After the platform confirmed the SHA-256: the spool copies go (R-6.1.4)."""
+        for p in paths:
+            if p:
+                Path(p).unlink(missing_ok=True)
