@@ -29,12 +29,18 @@ INSTALLED_APPS = [
     "vetpacs.apps.uploads",
     "vetpacs.apps.sms",
     "vetpacs.apps.appkeys",
+    "vetpacs.apps.esign",
     "vetpacs.apps.devices",
     "vetpacs.web",
+    # allauth after our apps, so our templates (accounts/templates/account, mfa, allauth) win.
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "vetpacs.apps.accounts.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -42,6 +48,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    # After authentication: end idle/expired sessions, then insist on a new password and MFA.
+    "vetpacs.apps.accounts.middleware.SessionTimeoutMiddleware",
+    "vetpacs.apps.accounts.middleware.AccountPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "vetpacs.platform.urls"
@@ -77,14 +87,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 PASSWORD_HASHERS = [
+    # argon2id at OWASP's parameters, at most VETPACS_ARGON2_CONCURRENCY hashes at once per process.
+    "vetpacs.apps.accounts.hashers.BoundedArgon2PasswordHasher",
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
+# 0: the machine's cores shared among the serve command's worker processes.
+VETPACS_ARGON2_CONCURRENCY = env_int("ARGON2_CONCURRENCY", 0)
 
 AUTH_PASSWORD_VALIDATORS = [
     # R-7.3.2.1d: length, classes, account name, consecutive digits (vetpacs.apps.accounts.workflow)
     {"NAME": "vetpacs.apps.accounts.validators.PolicyValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    # Not one of the last 5 passwords; remembers each new one.
+    {"NAME": "vetpacs.apps.accounts.validators.PasswordHistoryValidator"},
 ]
 
 LANGUAGE_CODE = "zh-hans"
@@ -97,6 +113,63 @@ STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
+
+# --- Accounts: allauth login, MFA, lockout, sessions, headers (issue 3 part A) ---
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+ACCOUNT_ADAPTER = "vetpacs.apps.accounts.adapter.AccountAdapter"
+ACCOUNT_FORMS = {"login": "vetpacs.apps.accounts.forms.LoginForm"}
+# Username, e-mail or phone plus password (R-7.3.4.4b: phone login; the SMS code via apps.sms).
+ACCOUNT_LOGIN_METHODS = {"username", "email", "phone"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "phone", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_LOGIN_BY_CODE_ENABLED = True
+ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = True
+ACCOUNT_SESSION_REMEMBER = False
+ACCOUNT_LOGOUT_REDIRECT_URL = "/login/"
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+# Failed logins are counted in the database by accounts.services (several processes agree; a
+# lock raises a security event), so allauth's per-process cache counters for logins are off.
+ACCOUNT_RATE_LIMITS = {"login": None, "login_failed": None}
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+MFA_TOTP_ISSUER = "vetpacs"
+MFA_PASSKEY_LOGIN_ENABLED = False
+# WebAuthn needs a secure origin; http://localhost counts as one, any other http origin does not.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env_bool("WEBAUTHN_ALLOW_INSECURE_ORIGIN", DEBUG)
+# R-7.3.2.2a: 5 failures within 15 minutes lock the account for 15 minutes (or until an admin
+# unlocks it); 20 failures from one address within 15 minutes (or 10 spread over 3+ accounts)
+# block that address for an hour. Counters are rows in the database, shared by every process.
+VETPACS_LOCKOUT_FAILURES = env_int("LOCKOUT_FAILURES", 5)
+VETPACS_LOCKOUT_WINDOW_SECONDS = env_int("LOCKOUT_WINDOW_SECONDS", 15 * 60)
+VETPACS_LOCKOUT_SECONDS = env_int("LOCKOUT_SECONDS", 15 * 60)
+VETPACS_IP_BLOCK_FAILURES = env_int("IP_BLOCK_FAILURES", 20)
+VETPACS_IP_BLOCK_WINDOW_SECONDS = env_int("IP_BLOCK_WINDOW_SECONDS", 15 * 60)
+VETPACS_IP_BLOCK_SECONDS = env_int("IP_BLOCK_SECONDS", 3600)
+# R-7.3.2.1d: remind after this many days (0: never); R-7.3.2.1e: flag accounts unused this long.
+VETPACS_PASSWORD_MAX_AGE_DAYS = env_int("PASSWORD_MAX_AGE_DAYS", 90)
+VETPACS_DORMANT_AFTER_DAYS = env_int("DORMANT_AFTER_DAYS", 90)
+# R-7.3.4.2: sessions end after 30 idle minutes, and 12 hours after login whatever happens.
+VETPACS_SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 30)
+VETPACS_SESSION_ABSOLUTE_HOURS = env_int("SESSION_ABSOLUTE_HOURS", 12)
+SESSION_COOKIE_AGE = VETPACS_SESSION_ABSOLUTE_HOURS * 3600
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# R-6.2.6.1: served over TLS (`vetpacs serve --tls-cert` sets VETPACS_TLS=1, or set it behind a
+# TLS-terminating proxy together with VETPACS_PROXY_SSL_HEADER): cookies only over HTTPS, HSTS.
+VETPACS_TLS = env_bool("TLS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = VETPACS_TLS
+if env("PROXY_SSL_HEADER"):  # e.g. "HTTP_X_FORWARDED_PROTO" from a proxy that always sets it
+    SECURE_PROXY_SSL_HEADER = (env("PROXY_SSL_HEADER"), "https")
+SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "SAMEORIGIN"
+# Sites allowed to embed our pages in a frame (CSP frame-ancestors), space-separated origins.
+VETPACS_FRAME_ANCESTORS = (env("FRAME_ANCESTORS") or "").split()
 
 TASKS = {
     "default": {
@@ -133,7 +206,15 @@ VETPACS_KEEP_VERSIONS = env_bool("KEEP_VERSIONS", False)
 VETPACS_COMPRESS_ON_INGEST = env_bool("COMPRESS_ON_INGEST", True)
 # Orphan blobs (written, never indexed, e.g. after kill -9) older than this are swept.
 VETPACS_ORPHAN_GRACE_SECONDS = env_int("ORPHAN_GRACE_SECONDS", 3600)
-VETPACS_AUDIT_RETENTION_DAYS = max(183, env_int("AUDIT_RETENTION_DAYS", 400))
+# R-7.3.2.2f: audit events are kept at least 6 months; a shorter setting is refused at start-up.
+VETPACS_AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 400)
+if VETPACS_AUDIT_RETENTION_DAYS < 184:  # audit.retention.MIN_RETENTION_DAYS: the longest 6 months
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"VETPACS_AUDIT_RETENTION_DAYS={VETPACS_AUDIT_RETENTION_DAYS} is below 184 days (6 months)"
+    )
+
 # Clinic gateways (apps/devices): heartbeat interval (offline after three missed beats) and how
 # long a one-time enrolment code stays valid.
 VETPACS_GATEWAY_HEARTBEAT_SECONDS = env_int("GATEWAY_HEARTBEAT_SECONDS", 15)
@@ -152,6 +233,8 @@ VETPACS_SMS = {
     "region": env("SMS_REGION") or "",
     "endpoint": env("SMS_ENDPOINT") or "",  # overrides the vendor's host (tests, private endpoints)
 }
+# Real-name verification (R-6.2.7a): "development" (checksum only) until a vendor adapter is configured.
+VETPACS_REAL_NAME_PROVIDER = env("REAL_NAME_PROVIDER") or "development"
 
 LOGGING = {
     "version": 1,

@@ -25,3 +25,28 @@ class PolicyValidator:
             " At least 8 characters with digits, upper- and lower-case letters and special characters;"
             " no part of the account name and no consecutive digits."
         )
+
+
+class PasswordHistoryValidator:
+    """R-7.3.2.1d: not the current password nor one of the previous ones; remembers each new one."""
+
+    MESSAGE = workflow.Problem(
+        "password_reused",
+        "不能使用最近 5 次用过的密码。",
+        "The password must differ from your last 5 passwords.",
+    )
+
+    def validate(self, password: str, user=None) -> None:  # noqa: ANN001 - Django's signature
+        from vetpacs.apps.accounts.services import password_history_problem
+
+        if password_history_problem(password, user):
+            raise ValidationError(self.MESSAGE.message(), code=self.MESSAGE.code)
+
+    def password_changed(self, password: str, user=None) -> None:  # noqa: ANN001
+        from vetpacs.apps.accounts.services import remember_password
+
+        if user is not None:
+            remember_password(user)
+
+    def get_help_text(self) -> str:
+        return "不能与最近 5 次的密码相同。 Must differ from your last 5 passwords."

@@ -19,6 +19,8 @@ class Organisation(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="members"
     )
+    # R-6.2.6.3: every member must use a second factor (administrators always must).
+    mfa_required = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -28,7 +30,10 @@ class Organisation(models.Model):
 class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="memberships")
+    # A built-in role code (accounts.workflow.BUILTIN_ROLES) or "custom:<id>" of an accounts.Role.
     role = models.CharField(max_length=32, default="org_admin")
+    # A disabled membership grants nothing in that organisation (R-7.3.2.1a "disable").
+    is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

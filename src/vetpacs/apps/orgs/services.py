@@ -144,7 +144,8 @@ def revoke_token(*, token: ApiToken, user_id: int | None = None) -> None:
 def principal_for_user(user) -> Principal | None:  # noqa: ANN001 - Django user
     if not user or not user.is_authenticated:
         return None
-    own = list(Membership.objects.filter(user=user).values_list("organisation_id", flat=True))
+    # A disabled membership (accounts: disable_account) shows nothing of that organisation.
+    own = list(Membership.objects.filter(user=user, is_active=True).values_list("organisation_id", flat=True))
     return Principal(
         organisation_ids=frozenset(visible_organisation_ids(own)),
         user_id=user.id,

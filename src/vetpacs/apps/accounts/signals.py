@@ -1,0 +1,37 @@
+"""Login and logout land in the audit log and start the session's clocks (R-7.3.2.2f, R-7.3.4.2)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from allauth.account.signals import user_logged_in as allauth_logged_in
+from django.contrib.auth.signals import user_logged_in, user_logged_out
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+from vetpacs.apps.accounts import middleware, services
+from vetpacs.apps.accounts.adapter import client_ip
+
+
+@receiver(user_logged_in, dispatch_uid="vetpacs.accounts.logged_in")
+def _logged_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    services.record_login_success(user, client_ip(request))
+    if request is not None and hasattr(request, "session"):
+        now = time.time()
+        request.session[middleware.LOGIN_AT] = now
+        request.session[middleware.SEEN_AT] = now
+
+
+@receiver(user_logged_out, dispatch_uid="vetpacs.accounts.logged_out")
+def _logged_out(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    if user is not None:
+        services.record_logout(user, client_ip(request))
+
+
+@receiver(allauth_logged_in, dispatch_uid="vetpacs.accounts.allauth_logged_in")
+def _logged_in_interactively(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    """Every interactive login (password, SMS code, single sign-on) passes through allauth: from
+    here on the session must satisfy the MFA policy before it reaches anything else."""
+    if request is not None and hasattr(request, "session"):
+        request.session[middleware.MFA_POLICY] = True
