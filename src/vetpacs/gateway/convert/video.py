@@ -136,7 +136,10 @@ def _encapsulate_h264(path: Path, container: Any, stream: Any, attrs: StudyAttri
     data = bytes(stream_bytes)
     if len(data) % 2:
         data += b"\x00"
-    ds.PixelData = encapsulate([data], fragments_per_frame=max(1, -(-len(data) // FRAGMENT_BYTES)))
+    # PS3.5 8.2.8: the Basic Offset Table is present but empty for an MPEG stream.
+    ds.PixelData = encapsulate(
+        [data], fragments_per_frame=max(1, -(-len(data) // FRAGMENT_BYTES)), has_bot=False
+    )
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
     return ds
