@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-sqlite test-postgres lint bench setup setup-test system viewer demo screenshots clean
+.PHONY: run test test-sqlite test-postgres lint bench setup setup-test system viewer light-viewer demo screenshots clean
 
 # Installs (only what is missing), migrates, loads the demo, starts the platform.
-run: setup viewer
+run: setup viewer light-viewer
 	$(BIN)/vetpacs migrate
 	$(BIN)/vetpacs demo
 	$(BIN)/vetpacs serve --host $(HOST) --port $(PORT) --with-worker
@@ -29,8 +29,12 @@ setup-test: system $(BIN)/python
 viewer:
 	@scripts/fetch-ohif.sh
 
+# The light viewer for phones (Cornerstone3D, Vite) and the pages' htmx and ECharts, into build/light-viewer.
+light-viewer:
+	@scripts/build-light-viewer.sh
+
 # Every test, on SQLite and then on PostgreSQL (127.0.0.1:5432).
-test: setup-test viewer lint test-sqlite test-postgres
+test: setup-test viewer light-viewer lint test-sqlite test-postgres
 
 test-sqlite:
 	VETPACS_TEST_DATABASE=sqlite $(BIN)/pytest $(PYTEST_ARGS)
@@ -44,10 +48,10 @@ lint: setup-test
 	$(BIN)/mypy
 	$(BIN)/vetpacs makemigrations --check --dry-run
 
-bench: setup-test viewer
+bench: setup-test viewer light-viewer
 	$(BIN)/python bench/run_all.py
 
-screenshots: setup-test viewer
+screenshots: setup-test viewer light-viewer
 	$(BIN)/python scripts/screenshots.py
 
 clean:

@@ -106,8 +106,12 @@ def app_config(request: HttpRequest) -> HttpResponse:
                 "$set": [
                     _overlay_item("PatientSpeciesDescription", "物种"),
                     _overlay_item("PatientBreedDescription", "品种"),
+                    # The owner as the archive returns it: in clear for the owning clinic, else a pseudonym.
+                    _overlay_item("ResponsiblePerson", "主人"),
                 ]
             },
+            # Window presets a veterinary reader reaches for, by modality (width / level in HU for CT).
+            "cornerstone.windowLevelPresets": {"$set": VETERINARY_WINDOW_PRESETS},
         },
         "defaultDataSourceName": "vetpacs",
         "dataSources": [
@@ -153,6 +157,29 @@ def app_config(request: HttpRequest) -> HttpResponse:
     resp = HttpResponse(body, content_type="text/javascript; charset=utf-8")
     resp["Cache-Control"] = _REVALIDATE
     return resp
+
+
+def _presets(prefix: str, rows: list[tuple[str, int, int]]) -> list[dict[str, str]]:
+    return [
+        {"id": f"{prefix}-{i}", "description": name, "window": str(width), "level": str(level)}
+        for i, (name, width, level) in enumerate(rows)
+    ]
+
+
+# Thorax, abdomen, bone and soft tissue first (the veterinary set), then the usual CT extras.
+VETERINARY_WINDOW_PRESETS = {
+    "CT": _presets(
+        "vet-ct",
+        [
+            ("胸部 Thorax", 1500, -600),
+            ("腹部 Abdomen", 400, 50),
+            ("骨骼 Bone", 2000, 500),
+            ("软组织 Soft tissue", 350, 40),
+            ("脑 Brain", 80, 40),
+        ],
+    ),
+    "MR": _presets("vet-mr", [("软组织 Soft tissue", 600, 300)]),
+}
 
 
 def _overlay_item(attribute: str, label: str) -> dict[str, str]:

@@ -1,0 +1,52 @@
+"""Who is looking at a page and what their roles let them do there (R-7.3.2.1a), in one pass per request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.http import Http404, HttpRequest
+
+from vetpacs.apps.accounts.services import role_permissions
+from vetpacs.apps.accounts.workflow import PERMISSIONS
+from vetpacs.apps.orgs.models import Membership, Organisation
+from vetpacs.apps.orgs.services import Principal, principal_for_user
+
+VIEW_STUDIES = "study.view"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in user's principal (only organisations where they may view studies) and permissions."""
+
+    principal: Principal
+    user_id: int
+    # organisation id -> permission codes; a role held in a chain covers its member clinics
+    permissions: dict[int, frozenset[str]] = field(default_factory=dict)
+
+    def may(self, code: str, organisation_id: int) -> bool:
+        return code in self.permissions.get(organisation_id, frozenset())
+
+
+def viewer_for(request: HttpRequest) -> Viewer:
+    """The caller of a page (login_required has run); 404 for a user who may view no studies at all."""
+    principal = principal_for_user(request.user)
+    if principal is None:
+        raise Http404("no organisation")
+    perms: dict[int, set[str]] = {}
+    if request.user.is_superuser:
+        perms = {org: set(PERMISSIONS) for org in principal.organisation_ids}
+    else:
+        memberships = Membership.objects.filter(user=request.user)
+        if hasattr(Membership, "is_active"):
+            memberships = memberships.filter(is_active=True)
+        for org_id, role in memberships.values_list("organisation_id", "role"):
+            perms.setdefault(org_id, set()).update(role_permissions(role, org_id))
+        members = Organisation.objects.filter(parent_id__in=list(perms)).values_list("id", "parent_id")
+        for member_id, parent_id in members:
+            perms.setdefault(member_id, set()).update(perms.get(parent_id, set()))
+    seeing = frozenset(org for org in principal.organisation_ids if VIEW_STUDIES in perms.get(org, ()))
+    return Viewer(
+        principal=Principal(organisation_ids=seeing, user_id=principal.user_id, label=principal.label),
+        user_id=request.user.pk,
+        permissions={org: frozenset(p) for org, p in perms.items()},
+    )

@@ -1,0 +1,108 @@
+"""The words of the pages in Chinese (first) and English, and which of the two a request reads."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest
+
+CHINESE, ENGLISH = "zh-hans", "en"
+
+# key: (Chinese, English). One word per thing (docs/glossary.md): patient is the animal, owner its owner.
+_LABELS: dict[str, tuple[str, str]] = {
+    "brand": ("vetpacs 兽医影像云平台", "vetpacs veterinary imaging"),
+    "worklist": ("检查列表", "Worklist"),
+    "dashboard": ("工作台", "Dashboard"),
+    "log_out": ("退出", "Log out"),
+    "language": ("语言", "Language"),
+    "exam_time": ("检查时间", "Exam time"),
+    "animal_name": ("动物名", "Animal"),
+    "patient_id": ("病历号", "Patient ID"),
+    "species": ("物种", "Species"),
+    "breed": ("品种", "Breed"),
+    "sex": ("性别/绝育", "Sex/neutered"),
+    "age": ("年龄", "Age"),
+    "owner": ("主人", "Owner"),
+    "owner_phone": ("主人电话", "Owner phone"),
+    "modality": ("设备", "Modality"),
+    "body_part": ("部位", "Body part"),
+    "description": ("检查描述", "Description"),
+    "images": ("图像数", "Images"),
+    "clinic": ("医院", "Clinic"),
+    "report_status": ("报告状态", "Report"),
+    "accession": ("检查号", "Accession / exam ID"),
+    "date_from": ("开始日期", "From"),
+    "date_to": ("结束日期", "To"),
+    "today": ("今天", "Today"),
+    "days3": ("近3天", "3 days"),
+    "days7": ("近7天", "7 days"),
+    "all": ("全部", "All"),
+    "search": ("查询", "Search"),
+    "reset": ("重置", "Reset"),
+    "open": ("打开", "Open"),
+    "details": ("详情", "Details"),
+    "light": ("手机看图", "Phone viewer"),
+    "no_studies": ("没有符合条件的检查。", "No studies match."),
+    "previous": ("上一页", "Previous"),
+    "next": ("下一页", "Next"),
+    "total": ("共 {n} 项", "{n} studies"),
+    "unreported": ("未报告", "Unreported"),
+    "draft": ("草稿", "Draft"),
+    "signed": ("已签发", "Signed"),
+    "male": ("公", "male"),
+    "female": ("母", "female"),
+    "neutered": ("已绝育", "neutered"),
+    "intact": ("未绝育", "intact"),
+    "years": ("{n}岁", "{n} y"),
+    "months": ("{n}个月", "{n} mo"),
+    "study": ("检查详情", "Study"),
+    "animal_owner": ("动物与主人", "Animal and owner"),
+    "birth_date": ("出生日期", "Birth date"),
+    "microchip": ("芯片号", "Microchip"),
+    "weight": ("体重", "Weight"),
+    "series": ("序列", "Series"),
+    "clinical_records": ("临床记录", "Clinical records"),
+    "clinical_records_none": ("暂无临床记录（病历模块上线后显示）。", "No clinical records yet."),
+    "priors": ("既往检查", "Prior studies"),
+    "priors_none": ("该动物没有其他检查。", "No other studies of this animal."),
+    "report": ("报告", "Report"),
+    "report_none": ("尚未报告（报告模块上线后在此书写）。", "Not reported yet."),
+    "audit_trail": ("访问记录", "Views and downloads"),
+    "audit_none": ("暂无记录。", "None yet."),
+    "open_ohif": ("在阅片器中打开", "Open in viewer"),
+    "compare": ("与此对比", "Compare"),
+    "download_zip": ("下载原始 DICOM (ZIP)", "Download DICOM (ZIP)"),
+    "download_jpeg": ("JPEG", "JPEG"),
+    "download_png": ("PNG", "PNG"),
+    "share": ("分享", "Share"),
+    "share_soon": ("分享功能即将上线。", "Sharing is coming soon."),
+    "when": ("时间", "When"),
+    "who": ("用户", "Who"),
+    "action": ("操作", "Action"),
+    "study.viewed": ("查看", "viewed"),
+    "study.downloaded": ("下载", "downloaded"),
+    "instances_n": ("{n} 张", "{n} images"),
+    "todays_exams": ("今日检查", "Today's exams"),
+    "unreported_exams": ("未报告检查", "Unreported exams"),
+    "my_drafts": ("我的草稿", "My drafts"),
+    "gateways_offline": ("离线前置机", "Gateways offline"),
+    "storage_use": ("存储用量", "Storage used"),
+    "exams_per_day": ("近14天每日检查（按设备）", "Exams per day, last 14 days, by modality"),
+    "invalid_filter": ("筛选条件有误", "Invalid filter"),
+}
+
+
+def ui_language(request: HttpRequest) -> str:
+    """Chinese unless the user chose English with the switch (the language cookie)."""
+    chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME, "")
+    return ENGLISH if chosen.lower().startswith("en") else CHINESE
+
+
+def labels(language: str) -> dict[str, str]:
+    index = 1 if language == ENGLISH else 0
+    return {key: pair[index] for key, pair in _LABELS.items()}
+
+
+def both(key: str) -> str:
+    """'检查列表 Worklist': for messages read before a language is known (errors, titles)."""
+    zh, en = _LABELS[key]
+    return f"{zh} {en}"

@@ -1,0 +1,165 @@
+"""The worklist (检查列表, R-6.2.4d): the caller's studies, filtered from the URL, updated by htmx."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from vetpacs.apps.archive.models import Study
+from vetpacs.apps.archive.queries import WorklistFilter, worklist_facets, worklist_studies
+from vetpacs.apps.identity.services import owner_pseudonyms_matching
+from vetpacs.apps.orgs.models import Organisation
+from vetpacs.web import owners
+from vetpacs.web.access import Viewer, viewer_for
+from vetpacs.web.labels import ENGLISH, labels, ui_language
+
+PAGE_SIZE = 50
+# Quick picks of the exam date: today, the last 3 days, the last 7 days (today included).
+RANGES = {"today": 1, "3d": 3, "7d": 7}
+REPORT_STATUSES = ("unreported", "draft", "signed")
+# The query parameters the worklist keeps in its URL (bookmarkable), in the order of the form.
+FILTER_FIELDS = (
+    "accession", "patient_id", "animal", "phone", "range", "date_from", "date_to",
+    "modality", "species", "clinic", "report",
+)  # fmt: skip
+
+
+class WorklistForm(forms.Form):
+    accession = forms.CharField(required=False, max_length=64, strip=True)
+    patient_id = forms.CharField(required=False, max_length=64, strip=True)
+    animal = forms.CharField(required=False, max_length=100, strip=True)
+    phone = forms.CharField(required=False, max_length=32, strip=True)
+    range = forms.ChoiceField(required=False, choices=[("", "")] + [(k, k) for k in RANGES])
+    date_from = forms.DateField(required=False, input_formats=["%Y-%m-%d", "%Y%m%d"])
+    date_to = forms.DateField(required=False, input_formats=["%Y-%m-%d", "%Y%m%d"])
+    modality = forms.RegexField(required=False, regex=r"^[A-Z0-9]{1,16}$", strip=True)
+    species = forms.CharField(required=False, max_length=64, strip=True)
+    clinic = forms.IntegerField(required=False, min_value=1)
+    report = forms.ChoiceField(required=False, choices=[("", "")] + [(s, s) for s in REPORT_STATUSES])
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            self.add_error("date_to", "结束日期早于开始日期 The end date is before the start date")
+        return data
+
+
+def _filter(viewer: Viewer, data: dict[str, Any], today: dt.date) -> WorklistFilter:
+    date_from, date_to = data.get("date_from"), data.get("date_to")
+    if data.get("range"):
+        date_from, date_to = today - dt.timedelta(days=RANGES[data["range"]] - 1), today
+    pseudonyms = None
+    if data.get("phone"):
+        # Exact match through the identity store's blind index: the phone itself is never stored.
+        pseudonyms = tuple(
+            owner_pseudonyms_matching(
+                organisation_ids=viewer.principal.organisation_ids, field="phone", value=data["phone"]
+            )
+        )
+    clinic = data.get("clinic")
+    return WorklistFilter(
+        accession_number=data.get("accession") or "",
+        patient_id=data.get("patient_id") or "",
+        animal_name=data.get("animal") or "",
+        owner_pseudonyms=pseudonyms,
+        date_from=date_from,
+        date_to=date_to,
+        modality=data.get("modality") or "",
+        species=data.get("species") or "",
+        # Another organisation's id matches nothing: the query is scoped to the caller anyway.
+        organisation_id=clinic,
+    )
+
+
+@login_required
+def worklist(request: HttpRequest) -> HttpResponse:
+    viewer = viewer_for(request)
+    lang = ui_language(request)
+    form = WorklistForm(request.GET)
+    today = timezone.localdate()
+    if form.is_valid():
+        qs = worklist_studies(viewer.principal, _filter(viewer, form.cleaned_data, today))
+        if form.cleaned_data.get("report") in ("draft", "signed"):
+            qs = qs.none()  # no report exists until the reports module: every study is unreported
+    else:
+        qs = Study.objects.none()
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = _rows(viewer, list(page.object_list), lang, today)
+    kept = {k: request.GET[k] for k in FILTER_FIELDS if request.GET.get(k)}
+    context = {
+        "L": labels(lang),
+        "ui_lang": lang,
+        "form": form,
+        "values": kept,
+        "page": page,
+        "rows": rows,
+        "query": urlencode(kept),
+        "facets": worklist_facets(viewer.principal),
+        "clinics": _clinics(viewer),
+        "ranges": list(RANGES),
+        "report_statuses": REPORT_STATUSES,
+    }
+    if request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "results":
+        return render(request, "web/_worklist_results.html", context)
+    return render(request, "web/worklist.html", context)
+
+
+def _clinics(viewer: Viewer) -> list[Organisation]:
+    """The clinics a chain or centre user may pick from; one clinic has nothing to pick."""
+    ids = viewer.principal.organisation_ids
+    if len(ids) < 2:
+        return []
+    return list(Organisation.objects.filter(id__in=ids).order_by("name"))
+
+
+def _rows(viewer: Viewer, studies: list[Study], lang: str, today: dt.date) -> list[dict[str, Any]]:
+    clear = owners.owners_by_pseudonym({s.patient.owner_pseudonym for s in studies})
+    L = labels(lang)  # noqa: N806 - the templates' name for the words
+    out = []
+    for s in studies:
+        p = s.patient
+        permitted = viewer.may(owners.SENSITIVE, s.organisation_id)
+        out.append(
+            {
+                "study": s,
+                "patient": p,
+                "animal_name": p.animal_name or s.patient_name,
+                "sex": sex_label(p.sex, p.sex_neutered, L),
+                "age": age_label(p.birth_date, s.study_date or today, L),
+                "owner": owners.shown(clear.get(p.owner_pseudonym), permitted=permitted),
+                "modalities": s.modalities_in_study.replace("\\", " "),
+                "report_status": L["unreported"],
+            }
+        )
+    return out
+
+
+def sex_label(sex: str, neutered: str, L: dict[str, str]) -> str:  # noqa: N803
+    """公(已绝育) / male, neutered: PS3.3 C.7.1.1 Patient's Sex and Patient's Sex Neutered."""
+    word = {"M": L["male"], "F": L["female"]}.get(sex, "")
+    state = {"ALTERED": L["neutered"], "UNALTERED": L["intact"]}.get(neutered, "")
+    if not state:
+        return word
+    return f"{word}, {state}" if L["male"] == "male" else f"{word}({state})"
+
+
+def age_label(birth: dt.date | None, on: dt.date, L: dict[str, str]) -> str:  # noqa: N803
+    """Age at the exam: years, or months under two years (how vets speak of young animals)."""
+    if birth is None or birth > on:
+        return ""
+    months = (on.year - birth.year) * 12 + on.month - birth.month - (on.day < birth.day)
+    if months < 24:
+        return L["months"].format(n=months)
+    return L["years"].format(n=months // 12)
+
+
+def is_english(request: HttpRequest) -> bool:
+    return ui_language(request) == ENGLISH
