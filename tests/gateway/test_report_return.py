@@ -1,0 +1,127 @@
+"""Report return into a real Orthanc acting as the clinic's PACS, checked through Orthanc's REST API."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.builders.dicom import image
+from vetpacs.apps.orgs.services import issue_token
+from vetpacs.gateway.credentials import Credentials
+from vetpacs.gateway.report_return import PacsTarget, ReportReturnError, send_report
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("Orthanc") is None, reason="Orthanc (Debian package) not installed"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_orthanc(tmp_path, http_port: int, dicom_port: int) -> subprocess.Popen:
+    config = {
+        "Name": "clinic-pacs",
+        "StorageDirectory": str(tmp_path / "storage"),
+        "IndexDirectory": str(tmp_path / "index"),
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "DicomAet": "CLINICPACS",
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "DicomCheckCalledAet": True,
+        "Plugins": [],
+    }
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "orthanc.json").write_text(json.dumps(config))
+    proc = subprocess.Popen(
+        ["Orthanc", str(tmp_path / "orthanc.json")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{http_port}/system", timeout=1).ok:
+                return proc
+        except requests.RequestException:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("Orthanc did not start")
+
+
+@pytest.fixture
+def orthanc(tmp_path):
+    http_port, dicom_port = _free_port(), _free_port()
+    proc = _start_orthanc(tmp_path / "orthanc", http_port, dicom_port)
+    yield http_port, dicom_port
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.requirement("R-6.2.3d")
+def test_report_is_fetched_by_wado_rs_and_stored_in_the_clinics_pacs(
+    transactional_db, live_server, clinic, ingest, orthanc
+):
+    http_port, dicom_port = orthanc
+    ds = image()
+    ingest(ds)
+    url = (
+        f"{live_server.url}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
+    creds = Credentials(live_server.url, "gw_test", issue_token(organisation=clinic, name="gw"), b"")
+    result = send_report(url, creds, PacsTarget("CLINICPACS", "127.0.0.1", dicom_port), retry_base_s=0.2)
+    assert ds.SOPInstanceUID in result
+    found = requests.post(
+        f"http://127.0.0.1:{http_port}/tools/find",
+        json={"Level": "Instance", "Query": {"SOPInstanceUID": ds.SOPInstanceUID}},
+        timeout=10,
+    ).json()
+    assert len(found) == 1
+
+
+# pynetdicom leaves the socket of a refused connection for the garbage collector (a ResourceWarning).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_report_return_retries_until_the_pacs_is_up(transactional_db, live_server, clinic, ingest, tmp_path):
+    ds = image()
+    ingest(ds)
+    url = (
+        f"{live_server.url}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
+    creds = Credentials(live_server.url, "gw_test", issue_token(organisation=clinic, name="gw"), b"")
+    http_port, dicom_port = _free_port(), _free_port()
+    outcome: dict[str, str] = {}
+    worker = threading.Thread(
+        target=lambda: outcome.update(
+            result=send_report(
+                url, creds, PacsTarget("CLINICPACS", "127.0.0.1", dicom_port), retry_base_s=0.3
+            )
+        )
+    )
+    worker.start()
+    time.sleep(1.0)  # several refused attempts while the PACS is down
+    assert "result" not in outcome
+    proc = _start_orthanc(tmp_path / "orthanc", http_port, dicom_port)
+    try:
+        worker.join(60)
+        assert "attempt" in outcome["result"] and "attempt 1," not in outcome["result"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_url_of_another_platform_is_refused(tmp_path):
+    creds = Credentials("http://platform.example", "gw", "vp_x", b"")
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(ReportReturnError, match="not on this gateway's platform"):
+        send_report("http://evil.example/x", creds, PacsTarget("P", "127.0.0.1", 1), stop=stop)
