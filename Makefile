@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-sqlite test-postgres lint bench setup setup-test system viewer light-viewer demo screenshots clean
+.PHONY: run test test-sqlite test-postgres lint bench setup setup-test system viewer light-viewer oidc-test-provider demo screenshots clean
 
 # Installs (only what is missing), migrates, loads the demo, starts the platform.
 run: setup viewer light-viewer
@@ -33,8 +33,12 @@ viewer:
 light-viewer:
 	@scripts/build-light-viewer.sh
 
+# The OpenID Connect provider (npm oidc-provider, pinned) the single sign-on tests start, into build/.
+oidc-test-provider:
+	@scripts/install-oidc-test-provider.sh
+
 # Every test, on SQLite and then on PostgreSQL (127.0.0.1:5432).
-test: setup-test viewer light-viewer lint test-sqlite test-postgres
+test: setup-test viewer light-viewer oidc-test-provider lint test-sqlite test-postgres
 
 test-sqlite:
 	VETPACS_TEST_DATABASE=sqlite $(BIN)/pytest $(PYTEST_ARGS)

@@ -58,7 +58,9 @@ PUBLIC: dict[str, str] = {
     r"^api/v1/$": "Django Ninja's API root: answers 404 to everyone, no data",
     r"^static/": "static files",
     r"^health": "health check for load balancers",
-    r"^sso/": "single sign-on: the identity provider's answer is the proof (state and nonce checked)",
+    r"^accounts/oidc/": "single sign-on start and callback: the provider's signed answer is the proof",
+    r"^accounts/3rdparty/(login/(cancelled|error)|signup)/$": "single sign-on notices and its sign-up step",
+    r"^accounts/social/": "allauth's old addresses: permanent redirects to accounts/3rdparty/ (walked)",
 }
 
 

@@ -30,12 +30,16 @@ INSTALLED_APPS = [
     "vetpacs.apps.sms",
     "vetpacs.apps.appkeys",
     "vetpacs.apps.esign",
+    "vetpacs.apps.sso",
     "vetpacs.apps.devices",
     "vetpacs.web",
     # allauth after our apps, so our templates (accounts/templates/account, mfa, allauth) win.
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    # Single sign-on through each organisation's OpenID Connect provider (apps/sso, R-8.2d).
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
 ]
 
 MIDDLEWARE = [
@@ -235,6 +239,15 @@ VETPACS_SMS = {
 }
 # Real-name verification (R-6.2.7a): "development" (checksum only) until a vendor adapter is configured.
 VETPACS_REAL_NAME_PROVIDER = env("REAL_NAME_PROVIDER") or "development"
+# Single sign-on (R-8.2d): providers are rows (allauth SocialApp linked to an organisation by
+# apps/sso); sign-up happens only through a configured organisation's provider. An e-mail address
+# from an identity provider never joins an existing account (no takeover by a provider's claim).
+SOCIALACCOUNT_ADAPTER = "vetpacs.apps.sso.adapter.SocialAccountAdapter"
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = False
+SOCIALACCOUNT_LOGIN_ON_GET = False  # the sign-in starts with a POST carrying the CSRF token
+SOCIALACCOUNT_STORE_TOKENS = False
 
 LOGGING = {
     "version": 1,
