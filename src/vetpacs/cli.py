@@ -69,6 +69,11 @@ def serve(argv: list[str]) -> int:
     parser.add_argument("--tls-key")
     opts = parser.parse_args(argv)
     workers = opts.workers or max(1, os.cpu_count() or 1)
+    # Read by settings in every worker: the argon2 pool's share of the cores, and (with TLS)
+    # secure-only cookies and HSTS (R-6.2.6.1).
+    os.environ["VETPACS_SERVE_WORKERS"] = str(workers)
+    if opts.tls_cert:
+        os.environ["VETPACS_TLS"] = "1"
 
     import django
 

@@ -50,6 +50,25 @@ class AccountAdapter(DefaultAccountAdapter):
         super().authentication_failed(request, **credentials)
         services.record_login_failure(_login_of(credentials), client_ip(request))
 
+    def is_reauthentication_required(self, *, app: str, **kwargs: Any) -> bool:
+        """allauth asks for the password again before an authenticator is added. Within the
+        reauthentication timeout of the login itself (the forced MFA set-up that follows it) the
+        login is that proof; later, adding or removing a factor asks again."""
+        required = super().is_reauthentication_required(app=app, **kwargs)
+        if required and app == "allauth.mfa":
+            import time
+
+            from allauth.account import app_settings
+            from allauth.core import context
+
+            from vetpacs.apps.accounts.middleware import LOGIN_AT
+
+            request = context.request
+            login_at = request.session.get(LOGIN_AT) if request is not None else None
+            if login_at and time.time() - login_at < app_settings.REAUTHENTICATION_TIMEOUT:
+                return False
+        return required
+
     # Phone numbers live on AccountProfile (allauth asks the adapter, R-7.3.4.4b).
     def set_phone(self, user: Any, phone: str, verified: bool) -> None:
         AccountProfile.objects.update_or_create(

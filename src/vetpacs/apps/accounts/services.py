@@ -824,7 +824,7 @@ def record_login_failure(login: str, ip: str | None, now: datetime | None = None
                     detail={
                         "username": user.get_username(),
                         "failures": count,
-                        "until": profile.locked_until,
+                        "until": profile.locked_until.isoformat(),
                     },
                 )
                 audit.record(
@@ -847,7 +847,7 @@ def record_login_failure(login: str, ip: str | None, now: datetime | None = None
                     subject=f"ip:{ip}",
                     ip=ip,
                     at=now,
-                    detail={"failures": stats["n"], "accounts": stats["keys"], "until": until},
+                    detail={"failures": stats["n"], "accounts": stats["keys"], "until": until.isoformat()},
                 )
                 audit.record(
                     "ip.blocked",
@@ -953,6 +953,9 @@ def remember_password(user: Any, now: datetime | None = None) -> None:
     if not user.pk or not user.has_usable_password():
         return
     now = now or timezone.now()
+    latest = PasswordHistory.objects.filter(user_id=user.pk).values_list("password_hash", flat=True).first()
+    if latest == user.password:  # both the creation and set_password() reported the same one
+        return
     with transaction.atomic():
         PasswordHistory.objects.create(user_id=user.pk, password_hash=user.password, created_at=now)
         keep = list(

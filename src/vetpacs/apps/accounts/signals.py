@@ -6,7 +6,9 @@ import time
 from typing import Any
 
 from allauth.account.signals import user_logged_in as allauth_logged_in
+from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out
+from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
@@ -35,3 +37,11 @@ def _logged_in_interactively(sender: Any, request: HttpRequest | None, user: Any
     here on the session must satisfy the MFA policy before it reaches anything else."""
     if request is not None and hasattr(request, "session"):
         request.session[middleware.MFA_POLICY] = True
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="vetpacs.accounts.user_created")
+def _user_created(sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any) -> None:
+    """UserManager.create_user() saves a hashed password without set_password(), so the
+    validators' password_changed() never hears of a first password: remember it here."""
+    if created and not raw:
+        services.remember_password(instance)
