@@ -62,11 +62,13 @@ def _fresh_blob_store(settings, tmp_path):
 @pytest.fixture(autouse=True)
 def _empty_search_cache():
     """Tests roll their databases back, so generations repeat: no cached answer crosses tests."""
-    from vetpacs.dicomweb import search_cache
+    from vetpacs.dicomweb import search_cache, wado
 
     search_cache.clear()
+    wado.clear_prepared()
     yield
     search_cache.clear()
+    wado.clear_prepared()
 
 
 @pytest.fixture

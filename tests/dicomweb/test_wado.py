@@ -572,13 +572,77 @@ def test_retrieving_one_instance_reads_its_row_and_its_owner_identity_in_one_sta
     ds = build.image(owner="Zhang", animal="Lucky")
     ingest(ds)
     accept = f"{MULTIPART_DICOM}; transfer-syntax=*"
-    assert clinic_client.get(_url(ds), HTTP_ACCEPT=accept).status_code == 200
-    with CaptureQueriesContext(connection) as queries:
-        [got] = _datasets(clinic_client.get(_url(ds), HTTP_ACCEPT=accept))
-    assert got.ResponsiblePerson == "Zhang"
-    # Token checks (cached per process) and the audit event's own statements are counted elsewhere.
-    archive_and_identity = [
-        q["sql"] for q in queries.captured_queries if "archive_" in q["sql"] or "identity_" in q["sql"]
-    ]
-    assert len(archive_and_identity) == 2, archive_and_identity
+
+    def archive_and_identity_statements() -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            [got] = _datasets(clinic_client.get(_url(ds), HTTP_ACCEPT=accept))
+        assert got.ResponsiblePerson == "Zhang"
+        # Token checks (cached per process) and the audit event's own statements are counted elsewhere.
+        return [
+            q["sql"] for q in queries.captured_queries if "archive_" in q["sql"] or "identity_" in q["sql"]
+        ]
+
+    first = archive_and_identity_statements()
+    assert len(first) == 3, first  # the archive's generation, the instance row, the owner's identity
+    # Again, unchanged archive: only the generation is read; the prepared instance answers.
+    again = archive_and_identity_statements()
+    assert len(again) == 1 and "archivegeneration" in again[0], again
     assert AuditEvent.objects.filter(action="study.retrieved").count() == 2
+
+
+# --- repeat retrievals (prepared instances, wado._prepared) --------------------------------------------
+
+ANY = f"{MULTIPART_DICOM}; transfer-syntax=*"
+
+
+@pytest.mark.requirement("R-7.3.4.5b")
+def test_a_repeat_retrieval_is_audited_again_and_another_clinic_still_gets_404(
+    ingest, clinic_client, other_clinic_client
+):
+    ds = build.image(owner="Zhang", animal="Lucky")
+    ingest(ds)
+    for _ in range(3):
+        [got] = _datasets(clinic_client.get(_url(ds), HTTP_ACCEPT=ANY))
+        assert got.ResponsiblePerson == "Zhang" and np.array_equal(got.pixel_array, ds.pixel_array)
+    single = clinic_client.get(_url(ds), HTTP_ACCEPT="application/dicom")
+    assert pydicom.dcmread(io.BytesIO(b"".join(single.streaming_content))).ResponsiblePerson == "Zhang"
+    retrieved = AuditEvent.objects.filter(action="study.retrieved", target=f"study:{ds.StudyInstanceUID}")
+    assert retrieved.count() == 4
+    for accept in (ANY, "application/dicom", MULTIPART_DICOM):
+        assert other_clinic_client.get(_url(ds), HTTP_ACCEPT=accept).status_code == 404
+    # The instance under another series or study of the URL is not found, cached or not.
+    wrong_series = _url(ds).replace(ds.SeriesInstanceUID, ds.SeriesInstanceUID + ".9")
+    wrong_study = _url(ds).replace(ds.StudyInstanceUID, ds.StudyInstanceUID + ".9", 1)
+    assert clinic_client.get(wrong_series, HTTP_ACCEPT=ANY).status_code == 404
+    assert clinic_client.get(wrong_study, HTTP_ACCEPT=ANY).status_code == 404
+    assert AuditEvent.objects.filter(action="study.retrieved").count() == 4
+    # A lossy syntax is refused for a prepared instance as for any other (R-7.5c).
+    lossy = f"{MULTIPART_DICOM}; transfer-syntax={JPEGBaseline8Bit}"
+    assert clinic_client.get(_url(ds), HTTP_ACCEPT=lossy).status_code == 406
+
+
+def test_after_re_encoding_the_next_retrieval_gets_the_instance_as_it_is_stored_now(
+    ingest, clinic_client, django_capture_on_commit_callbacks
+):
+    ds = build.image(owner="Zhang", animal="Lucky")
+    ingest(ds)
+    [before] = _parts(clinic_client.get(_url(ds), HTTP_ACCEPT=ANY))
+    assert before[0]["Content-Type"] == f"application/dicom; transfer-syntax={EVRLE}"
+    _compress(ds.SOPInstanceUID, django_capture_on_commit_callbacks)  # a new blob; the old one is deleted
+    [(headers, body)] = _parts(clinic_client.get(_url(ds), HTTP_ACCEPT=ANY))
+    assert headers["Content-Type"] == f"application/dicom; transfer-syntax={JLS}"
+    got = pydicom.dcmread(io.BytesIO(body))
+    assert got.ResponsiblePerson == "Zhang" and np.array_equal(got.pixel_array, ds.pixel_array)
+
+
+def test_after_the_clinics_keys_are_destroyed_a_repeat_retrieval_no_longer_carries_the_owner(
+    ingest, clinic, clinic_client
+):
+    ds = build.image(owner="Zhang", animal="Lucky")
+    ingest(ds)
+    [got] = _datasets(clinic_client.get(_url(ds), HTTP_ACCEPT=ANY))
+    assert got.ResponsiblePerson == "Zhang"
+    assert identity.destroy_keys(clinic.id) >= 1  # crypto-shredding (R-7.3.4.1e)
+    [got] = _datasets(clinic_client.get(_url(ds), HTTP_ACCEPT=ANY))
+    assert got.ResponsiblePerson != "Zhang" and str(got.ResponsiblePerson).startswith("ANON")
+    assert np.array_equal(got.pixel_array, ds.pixel_array)

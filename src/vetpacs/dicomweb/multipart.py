@@ -212,3 +212,26 @@ def read_chunks(stream, size: int = STREAM_CHUNK) -> Iterator[bytes]:  # noqa: A
             yield chunk
     finally:
         stream.close()
+
+
+def whole_response(content_type: str, pieces: Sequence[bytes | memoryview]) -> StreamingHttpResponse:
+    """A small body known in full: joined once, handed to the server as one piece, with its length."""
+    body = b"".join(pieces) if len(pieces) != 1 else bytes(pieces[0])
+    response = StreamingHttpResponse([body], content_type=content_type)
+    response["Content-Length"] = str(len(body))
+    return response
+
+
+def single_part_response(
+    part: Part, pieces: Sequence[bytes | memoryview], part_type: str
+) -> StreamingHttpResponse:
+    """A multipart/related response of one part whose body is `pieces` (its own body is ignored),
+    joined once: the same bytes multipart_response produces, without streaming machinery."""
+    boundary = new_boundary()
+    delimiter = b"--" + boundary.encode("ascii")
+    body = b"".join([part.head(delimiter), *pieces, CRLF, delimiter, b"--", CRLF])
+    response = StreamingHttpResponse(
+        [body], content_type=f'multipart/related; type="{part_type}"; boundary={boundary}'
+    )
+    response["Content-Length"] = str(len(body))
+    return response

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from vetpacs.apps.archive.queries import archive_generation
+from vetpacs.apps.archive.queries import current_generation
 
 MAX_ENTRIES = 512
 # A bound on top of the generation check, for what it cannot see (a database restored under a
@@ -47,7 +47,7 @@ def cached_search(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         key = (*_key(request), args, tuple(sorted(kwargs.items())))
-        generation = archive_generation()
+        generation = current_generation()
         now = time.monotonic()
         with _lock:
             hit = _entries.get(key)

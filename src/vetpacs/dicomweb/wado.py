@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 import zipfile
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from django.db.models import QuerySet
@@ -19,7 +23,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from vetpacs.apps.archive import blobs, queries
 from vetpacs.apps.archive.models import Instance
-from vetpacs.apps.audit import services as audit
+from vetpacs.apps.audit import group_commit
 from vetpacs.apps.identity import services as identity
 from vetpacs.core.errors import Errors, VetpacsError
 from vetpacs.dicom import codecs, render, splice
@@ -33,6 +37,8 @@ from vetpacs.dicomweb.multipart import (
     Part,
     multipart_response,
     parse_accept,
+    single_part_response,
+    whole_response,
 )
 from vetpacs.dicomweb.responses import DICOM_JSON
 
@@ -115,14 +121,20 @@ def _originals(request: HttpRequest, instances: list[Instance]) -> dict[str, dic
 
 
 def _audit(request: HttpRequest, action: str, row: Instance, **detail: Any) -> None:
+    _audit_study(request, action, row.study.organisation_id, row.study.study_instance_uid, **detail)
+
+
+def _audit_study(request: HttpRequest, action: str, organisation_id: int, study: str, **detail: Any) -> None:
+    """A retrieval's event, committed before the response goes (shared with concurrent retrievals:
+    apps/audit/group_commit.py); if it cannot be written the request fails instead."""
     principal = request.principal  # type: ignore[attr-defined]
-    audit.record(
+    group_commit.record_durably(
         action,
-        organisation_id=row.study.organisation_id,
+        organisation_id=organisation_id,
         user_id=principal.user_id,
         actor=principal.label,
         ip=request.META.get("REMOTE_ADDR"),
-        target=f"study:{row.study.study_instance_uid}",
+        target=f"study:{study}",
         detail=detail,
     )
 
@@ -174,7 +186,10 @@ def _decodable(stored: str) -> bool:
 
 def _choose_syntax(instance: Instance, wanted: list[str | None]) -> str:
     """The syntax this instance goes out in: stored bytes where allowed, an exact decoding otherwise."""
-    stored = instance.transfer_syntax_uid
+    return _syntax_for(instance.transfer_syntax_uid, instance.sop_instance_uid, wanted)
+
+
+def _syntax_for(stored: str, sop_instance_uid: str, wanted: list[str | None]) -> str:
     lossy: str | None = None
     undecodable = False
     for requested in wanted or [None]:
@@ -193,19 +208,19 @@ def _choose_syntax(instance: Instance, wanted: list[str | None]) -> str:
         # R-7.5c: an image is only ever served lossy when it was received (and is stored) that way.
         raise VetpacsError(
             Errors.LOSSY_REFUSED,
-            f"transfer syntax {lossy} is lossy and instance {instance.sop_instance_uid} is stored "
+            f"transfer syntax {lossy} is lossy and instance {sop_instance_uid} is stored "
             f"as {stored}; images are never transcoded to a lossy syntax (R-7.5c)",
         )
     if undecodable:
         raise VetpacsError(
             Errors.CODEC_UNAVAILABLE,
-            f"instance {instance.sop_instance_uid} is stored as {stored}, which cannot be decoded here; "
+            f"instance {sop_instance_uid} is stored as {stored}, which cannot be decoded here; "
             "ask for transfer-syntax=*",
         )
     asked = ", ".join(w or DEFAULT_SYNTAX for w in wanted)
     raise VetpacsError(
         Errors.NOT_ACCEPTABLE,
-        f"instance {instance.sop_instance_uid} is stored as {stored} and cannot be served as {asked}; "
+        f"instance {sop_instance_uid} is stored as {stored} and cannot be served as {asked}; "
         f"ask for transfer-syntax=* or {DEFAULT_SYNTAX}",
     )
 
@@ -266,32 +281,55 @@ def _blob_chunks(key: str, offset: int, head: bytes = b"") -> Iterator[bytes]:
             yield chunk
 
 
+def _split_stored(
+    instance: Instance, data: bytes, originals: dict[str, Any] | None
+) -> tuple[bytes, int] | None:
+    """For a file sent in its stored syntax: (head, offset) such that the body is head + data[offset:]
+    (head is the re-identified header; nothing when there is no identity to put back). None where the
+    file has to be rewritten whole."""
+    if not originals:
+        return b"", 0
+    if not (_identity_in_header(originals) and _spliceable(instance.transfer_syntax_uid)):
+        return None
+    # The owner attributes live in the header: encode only them anew and copy every other stored
+    # byte, pixel data included, verbatim (microseconds instead of a whole rewrite).
+    header = splice.read_header(io.BytesIO(data))
+    out = io.BytesIO()
+    splice.write_changed(header, _changes(originals), io.BytesIO(data), out)
+    spliced = out.getbuffer()
+    head_length = len(spliced) - (len(data) - header.pixel_offset)
+    # What follows the header must be the stored bytes, unchanged: a cached head is sent with them.
+    if head_length < 0 or spliced[head_length:] != memoryview(data)[header.pixel_offset :]:
+        return None
+    return bytes(spliced[:head_length]), header.pixel_offset
+
+
 def _instance_body(instance: Instance, target: str, originals: dict[str, Any] | None) -> tuple[int, Body]:
     """The instance as a Part 10 file in `target`: its length, and its bytes (whole when small, else
     chunks read from the blob while they are sent). The pixel bytes go untouched wherever they can."""
     key, size = instance.blob.key, instance.blob.size
     as_stored = target == instance.transfer_syntax_uid
-    if as_stored and not originals:
-        if size > WHOLE_BODY_MAX:
-            return size, _blob_chunks(key, 0)
+    if as_stored and size <= WHOLE_BODY_MAX:
         with blobs.store().open(key) as stream:
             data = stream.read()
+        pieces = _split_stored(instance, data, originals)
+        if pieces is not None:
+            head, offset = pieces
+            body = head + data[offset:] if head or offset else data
+            return len(body), body
+        data = _rewritten(io.BytesIO(data), instance, target, originals)
         return len(data), data
+    if as_stored and not originals:
+        return size, _blob_chunks(key, 0)
     splice_here = as_stored and originals and _identity_in_header(originals) and _spliceable(target)
     with blobs.store().open(key) as stream:
-        if splice_here and originals and size > WHOLE_BODY_MAX:
+        if splice_here and originals:
             # Too large to hold: the header is rewritten whole, the pixel bytes stream after it.
             header = splice.read_header(stream)
             restore_identity(header.ds, originals)
             head = splice.header_bytes(header.ds)
             return len(head) + size - header.pixel_offset, _blob_chunks(key, header.pixel_offset, head)
         data = stream.read()
-    if splice_here and originals:
-        # The owner attributes live in the header: encode only them anew and copy every other stored
-        # byte, pixel data included, verbatim (microseconds instead of a whole rewrite).
-        out = io.BytesIO()
-        splice.write_changed(splice.read_header(io.BytesIO(data)), _changes(originals), io.BytesIO(data), out)
-        return out.tell(), out.getvalue()
     data = _rewritten(io.BytesIO(data), instance, target, originals)
     return len(data), data
 
@@ -310,6 +348,117 @@ def _instance_chunks(instance: Instance, target: str, originals: dict[str, Any] 
         yield from body
 
 
+# --- repeat retrievals of one instance ---------------------------------------------------------------
+# Viewers and exporters fetch the same instances again and again. What a retrieval works out besides
+# the pixel bytes (the row and who may see it, the owner's decrypted identity, the re-identified header)
+# is kept per process, keyed by the instance and the caller's organisations, and used only while the
+# archive's generation is the one it was read at. Every committed change of the index (an instance
+# stored again, re-encoded or deleted; identity kept, changed or crypto-shredded) bumps the generation,
+# so an entry is never older than the last change; MAX_AGE bounds what a generation cannot see (a
+# database restored under a running process). The stored bytes are read from the blob every time, and
+# the retrieval is audited every time, exactly as without the cache.
+
+PREPARED_MAX_ENTRIES = 4096
+PREPARED_MAX_HEAD_BYTES = 64 * 1024
+PREPARED_MAX_AGE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """An instance ready to go out in its stored syntax: `head`, then the blob's bytes from `offset`."""
+
+    generation: int
+    at: float
+    organisation_id: int
+    study: str
+    series: str
+    transfer_syntax: str
+    blob_key: str
+    blob_size: int
+    head: bytes
+    offset: int
+
+    def pieces(self) -> list[bytes] | None:
+        """The body in pieces; None if the blob is gone or not what it was (then the entry is not used)."""
+        try:
+            rest = blobs.store().open_range(self.blob_key, self.offset, self.blob_size)
+        except VetpacsError:
+            return None
+        if len(rest) != self.blob_size - self.offset:
+            return None
+        return [self.head, rest] if self.head else [rest]
+
+
+_prepared: OrderedDict[tuple[str, frozenset[int]], _Prepared] = OrderedDict()
+_prepared_lock = threading.Lock()
+
+
+def clear_prepared() -> None:
+    with _prepared_lock:
+        _prepared.clear()
+
+
+def _remember(key: tuple[str, frozenset[int]], entry: _Prepared) -> None:
+    if len(entry.head) > PREPARED_MAX_HEAD_BYTES:
+        return
+    with _prepared_lock:
+        _prepared[key] = entry
+        _prepared.move_to_end(key)
+        while len(_prepared) > PREPARED_MAX_ENTRIES:
+            _prepared.popitem(last=False)
+
+
+def _prepared_key(request: HttpRequest, instance: str) -> tuple[str, frozenset[int]]:
+    # Who may see the instance and its owner depends only on the caller's organisations.
+    return instance, frozenset(request.principal.organisation_ids)  # type: ignore[attr-defined]
+
+
+def _retrieve_prepared(
+    request: HttpRequest,
+    *,
+    mode: str,
+    wanted: list[str | None],
+    study: str,
+    series: str,
+    instance: str,
+    generation: int,
+) -> HttpResponse | None:
+    """The answer from a prepared instance, or None when there is none still valid (then the full path)."""
+    key = _prepared_key(request, instance)
+    with _prepared_lock:
+        entry = _prepared.get(key)
+    if (
+        entry is None
+        or entry.generation != generation
+        or time.monotonic() - entry.at > PREPARED_MAX_AGE_SECONDS
+        or entry.study != study
+        or entry.series != series
+    ):
+        return None
+    target = _syntax_for(entry.transfer_syntax, instance, wanted)  # a refusal is the same 406 as below
+    pieces = entry.pieces() if target == entry.transfer_syntax else None
+    if pieces is None:
+        return None
+    _audit_study(
+        request,
+        "study.retrieved",
+        entry.organisation_id,
+        study,
+        level="instance",
+        series=series,
+        instance=instance,
+        instances=1,
+    )
+    return _one_instance_response(mode, target, pieces)
+
+
+def _one_instance_response(mode: str, target: str, pieces: list[bytes]) -> HttpResponse:
+    content_type = f"{DICOM}; transfer-syntax={target}"
+    if mode == "single":
+        return whole_response(content_type, pieces)
+    return single_part_response(Part(content_type, b""), pieces, DICOM)
+
+
 def _retrieve(
     request: HttpRequest,
     study: str,
@@ -319,6 +468,21 @@ def _retrieve(
     mode, wanted = _dicom_accept(request, allow_zip=series is None, allow_single=instance is not None)
     if mode == "zip":
         return retrieve_study_zip(request, study)
+    generation = None
+    if instance is not None and series is not None:
+        # Read before the rows: a change committed in between makes what is built below look stale.
+        generation = queries.current_generation()
+        answer = _retrieve_prepared(
+            request,
+            mode=mode,
+            wanted=wanted,
+            study=study,
+            series=series,
+            instance=instance,
+            generation=generation,
+        )
+        if answer is not None:
+            return answer
     rows = _instances(request, study, series, instance)
     # Decide every instance's syntax before the first byte goes out, so a refusal is a clean 406.
     targets = [_choose_syntax(row, wanted) for row in rows]
@@ -337,7 +501,37 @@ def _retrieve(
         # One instance (the common request of viewers and exporters): prepared now, so a damaged
         # file is an error status rather than a cut stream, and the response has a Content-Length.
         row, target = rows[0], targets[0]
-        part = _instance_part(row, target, originals.get(row.sop_instance_uid))
+        own = originals.get(row.sop_instance_uid)
+        if (
+            generation is not None
+            and series is not None
+            and instance is not None
+            and target == row.transfer_syntax_uid
+            and row.blob.size <= WHOLE_BODY_MAX
+        ):
+            with blobs.store().open(row.blob.key) as stream:
+                data = stream.read()
+            split = _split_stored(row, data, own)
+            if split is not None:
+                head, offset = split
+                _remember(
+                    _prepared_key(request, instance),
+                    _Prepared(
+                        generation=generation,
+                        at=time.monotonic(),
+                        organisation_id=row.study.organisation_id,
+                        study=study,
+                        series=series,
+                        transfer_syntax=target,
+                        blob_key=row.blob.key,
+                        blob_size=len(data),
+                        head=head,
+                        offset=offset,
+                    ),
+                )
+                rest = memoryview(data)[offset:] if offset else data
+                return _one_instance_response(mode, target, [head, rest] if head else [rest])  # type: ignore[list-item]
+        part = _instance_part(row, target, own)
         if mode == "single":
             response = StreamingHttpResponse(
                 [part.body] if isinstance(part.body, bytes) else part.body, content_type=part.content_type

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from vetpacs.apps.archive.generation import archive_generation
-from vetpacs.apps.archive.models import Instance, Series, Study
+from vetpacs.apps.archive.models import ArchiveGeneration, Instance, Series, Study
 from vetpacs.apps.archive.search_keys import normalise_query
 from vetpacs.apps.orgs.services import Principal
 
 __all__ = [
     "WorklistFilter",
     "archive_generation",
+    "current_generation",
     "may_see_identity",
     "prior_studies",
     "study_for_page",
@@ -146,3 +149,21 @@ def prior_studies(principal: Principal, study: Study) -> QuerySet[Study]:
         .exclude(pk=study.pk)
         .order_by("-study_date", "-study_time", "-id")
     )
+
+
+# --- the archive's generation, read on every cached answer ------------------------------------------
+
+
+def current_generation() -> int:
+    """archive_generation() as one plain statement: caches of the index (WADO-RS, QIDO-RS) read it on
+    every request they answer, and building the ORM query would cost more than the answer."""
+    with connection.cursor() as cursor:
+        cursor.execute(_generation_sql())
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+@functools.cache
+def _generation_sql() -> str:
+    table = connection.ops.quote_name(ArchiveGeneration._meta.db_table)
+    return f"SELECT value FROM {table} WHERE id = 1"  # noqa: S608 - a table name, no user input

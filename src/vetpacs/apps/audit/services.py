@@ -73,25 +73,30 @@ def record_many(events: list[dict[str, Any]]) -> list[AuditEvent]:
         rows = []
         now = timezone.now()
         for e in events:
-            user_id = e.get("user_id")
-            event = AuditEvent(
-                at=now,
-                action=e["action"],
-                organisation_id=e.get("organisation_id"),
-                user_id=user_id,
-                actor=e.get("actor") or ("system" if user_id is None else f"user:{user_id}"),
-                target=e.get("target", ""),
-                ip=e.get("ip"),
-                result=e.get("result", "ok"),
-                detail=json.loads(json.dumps(e.get("detail") or {}, ensure_ascii=False, default=str)),
-                prev_hash=prev,
-            )
+            event = new_event(e, at=now, prev_hash=prev)
             event.hash = _digest(prev, _fields(event))
             prev = event.hash
             rows.append(event)
         AuditEvent.objects.bulk_create(rows)
         AuditHead.objects.filter(id=1).update(hash=prev)
     return rows
+
+
+def new_event(e: dict[str, Any], *, at: Any, prev_hash: str) -> AuditEvent:
+    """The unsaved row for one of record_many's events (a dict of record()'s arguments), not yet hashed."""
+    user_id = e.get("user_id")
+    return AuditEvent(
+        at=at,
+        action=e["action"],
+        organisation_id=e.get("organisation_id"),
+        user_id=user_id,
+        actor=e.get("actor") or ("system" if user_id is None else f"user:{user_id}"),
+        target=e.get("target", ""),
+        ip=e.get("ip"),
+        result=e.get("result", "ok"),
+        detail=json.loads(json.dumps(e.get("detail") or {}, ensure_ascii=False, default=str)),
+        prev_hash=prev_hash,
+    )
 
 
 def verify_chain() -> AuditEvent | None:

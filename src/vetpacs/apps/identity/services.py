@@ -144,6 +144,11 @@ def destroy_keys(organisation_id: int) -> int:
         DataKey.objects.filter(id__in=[i for i, _ in rows]).update(
             wrapped_key=None, destroyed_at=timezone.now()
         )
+        # What caches built from this clinic's identity (re-identified headers, search answers) is
+        # unreadable now: the archive's generation tells every process so (archive.generation).
+        from vetpacs.apps.archive.services import bump_generation  # noqa: PLC0415 - archive imports identity
+
+        bump_generation()
     for _, wrapped in rows:
         keys.forget(bytes(wrapped))
     return len(rows)
