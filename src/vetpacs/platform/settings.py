@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dj_database_url
 
+from vetpacs.core import crypto as _crypto
 from vetpacs.platform.config import data_dir, env, env_bool, env_int, secret_file
 
 DATA_DIR = data_dir()
@@ -248,6 +249,10 @@ SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
 SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = False
 SOCIALACCOUNT_LOGIN_ON_GET = False  # the sign-in starts with a POST carrying the CSRF token
 SOCIALACCOUNT_STORE_TOKENS = False
+# Envelope encryption of personal data (R-7.3.4.1c): "aes-256-gcm" (default) or "sm4-gcm" (GB/T 32907,
+# through OpenSSL); values sealed earlier stay readable after a change (docs/sensitive-data.md).
+VETPACS_ENVELOPE_ALGORITHM = env("ENVELOPE_ALGORITHM") or "aes-256-gcm"
+_crypto.use_algorithm(VETPACS_ENVELOPE_ALGORITHM)
 
 LOGGING = {
     "version": 1,
