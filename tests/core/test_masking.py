@@ -5,7 +5,7 @@ import pytest
 from vetpacs.core.masking import mask_email, mask_id_number, mask_name, mask_phone
 
 
-@pytest.mark.requirement("R-7.3.4.5a")
+@pytest.mark.requirement("R-7.3.4.4c")
 @pytest.mark.parametrize(
     ("value", "masked"),
     [("13812345678", "138****5678"), ("+8613812345678", "+86*******5678"), ("5678", "****"), ("", "")],
@@ -14,7 +14,7 @@ def test_phone_numbers_keep_only_the_first_three_and_last_four(value, masked):
     assert mask_phone(value) == masked
 
 
-@pytest.mark.requirement("R-7.3.4.5a")
+@pytest.mark.requirement("R-7.3.4.4c")
 def test_id_numbers_hide_the_birth_date():
     assert mask_id_number("11010519491231002X") == "110***********002X"
     assert "19491231" not in mask_id_number("11010519491231002X")

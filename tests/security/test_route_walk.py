@@ -25,11 +25,7 @@ from django.urls.resolvers import RegexPattern, RoutePattern
 
 from tests.builders import dicom as build
 
-pytestmark = [
-    pytest.mark.django_db,
-    pytest.mark.requirement("R-7.3.4.1c"),
-    pytest.mark.requirement("R-7.3.4.1d"),
-]
+pytestmark = pytest.mark.django_db
 
 PASSWORD = "Vp!x7Kq#2wLz-walk"  # noqa: S105
 METHODS = ("GET", "POST", "DELETE")
@@ -243,11 +239,14 @@ def other_clinic_holes(world: World) -> list[str]:
     return holes
 
 
+@pytest.mark.requirement("R-7.3.4.4c")
 def test_anonymous_callers_are_refused_everywhere_but_the_public_routes(world):
     holes = anonymous_holes(world)
     assert not holes, "anonymous callers were not refused:\n" + "\n".join(holes)
 
 
+@pytest.mark.requirement("R-7.3.4.4c")
+@pytest.mark.requirement("R-6.2.7c")
 def test_another_clinic_never_sees_the_first_clinics_objects(world):
     holes = other_clinic_holes(world)
     assert not holes, "another clinic reached the first clinic's data:\n" + "\n".join(holes)

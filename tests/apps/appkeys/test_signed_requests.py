@@ -123,6 +123,7 @@ def test_a_replayed_request_is_refused_the_second_time(app_key):
     assert again.json()["type"] == "urn:vetpacs:error:nonce_reused"
 
 
+@pytest.mark.requirement("R-7.3.4.3b")
 def test_a_tampered_body_is_refused(clinic):
     key, secret = services.issue_key(organisation=clinic, name="modality", scopes=["dicomweb.write"])
     body, content_type = multipart(build.to_bytes(build.study(1)[0]))

@@ -95,6 +95,7 @@ def events_aged(monkeypatch, ages_days: list[int]) -> tuple[list[AuditEvent], dt
 
 
 @pytest.mark.requirement("R-7.3.2.2f")
+@pytest.mark.requirement("R-7.3.4.1d")
 def test_purge_removes_only_events_older_than_the_retention_and_the_rest_still_verifies(
     settings, monkeypatch
 ):
@@ -109,6 +110,7 @@ def test_purge_removes_only_events_older_than_the_retention_and_the_rest_still_v
     assert retention.purge(now=now) == 0  # nothing older is left; the purge event itself is new
 
 
+@pytest.mark.requirement("R-7.3.4.1d")
 def test_a_retention_shorter_than_six_months_is_refused(settings):
     settings.VETPACS_AUDIT_RETENTION_DAYS = 90
     some_events(1)

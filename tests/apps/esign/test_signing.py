@@ -21,6 +21,7 @@ def radiologist():
 
 
 @pytest.mark.requirement("R-6.2.7a")
+@pytest.mark.requirement("R-7.3.4.3b")
 def test_a_verified_user_signs_and_the_signature_verifies(radiologist):
     key = services.verify_real_name(user=radiologist, name="张伟", id_number=ID_NUMBER, ip="10.0.0.8")
     assert len(bytes(key.public_key)) == 32
@@ -31,6 +32,7 @@ def test_a_verified_user_signs_and_the_signature_verifies(radiologist):
     assert AuditEvent.objects.filter(action="signature.created", target="report:42").exists()
 
 
+@pytest.mark.requirement("R-7.3.4.1c")
 def test_the_private_key_and_the_id_number_are_not_stored_in_plain_text(radiologist):
     key = services.verify_real_name(user=radiologist, name="张伟", id_number=ID_NUMBER)
     check = key.verification

@@ -17,7 +17,7 @@ CLIENT_ID, CLIENT_SECRET = "vetpacs-clinic", "test-client-secret-0123456789"  # 
 PROVIDER_ID = "anxin-sso"
 IDP_PASSWORD = "correct-horse"  # noqa: S105 - what the test provider accepts
 
-pytestmark = [pytest.mark.requirement("R-8.2d"), pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
@@ -85,6 +85,7 @@ def sign_in(live_server, login: str, password: str) -> requests.Response:
     return resp
 
 
+@pytest.mark.requirement("R-8.2d")
 def test_a_clinic_user_signs_in_through_the_clinics_provider_and_becomes_a_member(
     live_server, clinic_with_sso
 ):
@@ -123,6 +124,7 @@ def test_a_wrong_password_at_the_provider_signs_nobody_in(live_server, clinic_wi
     assert not get_user_model().objects.filter(email="dr.chen@idp.example.cn").exists()
 
 
+@pytest.mark.requirement("R-8.2d")
 def test_a_provider_of_no_organisation_cannot_create_accounts(live_server, identity_provider):
     from allauth.socialaccount.models import SocialApp
     from django.contrib.auth import get_user_model
