@@ -59,11 +59,21 @@ class Stopped(Exception):  # noqa: N818 - a signal between chunks, not an error
 class TokenBucket:
     """The bandwidth cap (R-7.2.4): bytes per second shared by every upload of this gateway."""
 
-    def __init__(self, rate_bytes_per_s: int, burst_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        rate_bytes_per_s: int,
+        burst_bytes: int | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.rate = float(rate_bytes_per_s)
-        self.capacity = float(burst_bytes or max(64 * 1024, rate_bytes_per_s // 4))
+        # A small burst: a quarter of a second's worth, so the line is never flooded for long.
+        self.capacity = float(burst_bytes or max(16 * 1024, rate_bytes_per_s // 4))
+        self._clock = clock
+        self._sleep = sleep
         self._tokens = self.capacity
-        self._stamp = time.monotonic()
+        self._stamp = clock()
         self._lock = threading.Lock()
 
     def take(self, n: int) -> None:
@@ -71,18 +81,18 @@ class TokenBucket:
             return
         while True:
             with self._lock:
-                now = time.monotonic()
+                now = self._clock()
                 self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
                 self._stamp = now
                 want = min(float(n), self.capacity)
-                if self._tokens >= want:
-                    self._tokens -= want
+                if self._tokens >= want - 1e-6:  # float rounding must not leave a sliver to wait for
+                    self._tokens = max(0.0, self._tokens - want)
                     n -= int(want)
                     if n <= 0:
                         return
                     continue
                 wait = (want - self._tokens) / self.rate
-            time.sleep(wait)
+            self._sleep(wait)
 
 
 class _Body(io.RawIOBase):
