@@ -85,7 +85,7 @@ class LiveServer:
                 raise AssertionError(f"vetpacs serve exited {self.process.returncode}: {self.log_tail()}")
             try:
                 resp = requests.get(f"{self.dicomweb_url}/studies", headers=self.headers, timeout=5)
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a busy machine starts slowly
                 time.sleep(0.2)
                 continue
             if resp.status_code == 401:
