@@ -125,3 +125,53 @@ def test_url_of_another_platform_is_refused(tmp_path):
     stop.set()
     with pytest.raises(ReportReturnError, match="not on this gateway's platform"):
         send_report("http://evil.example/x", creds, PacsTarget("P", "127.0.0.1", 1), stop=stop)
+
+
+@pytest.mark.requirement("R-6.2.3d")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # pynetdicom, as above
+def test_queued_report_return_survives_a_restart_and_completes_when_the_pacs_is_up(
+    transactional_db, live_server, clinic, ingest, tmp_path
+):
+    from vetpacs.gateway.report_return import ReportReturner
+
+    ds = image()
+    ingest(ds)
+    url = (
+        f"{live_server.url}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
+    creds = Credentials(live_server.url, "gw_test", issue_token(organisation=clinic, name="gw"), b"")
+    http_port, dicom_port = _free_port(), _free_port()
+    pacs = PacsTarget("CLINICPACS", "127.0.0.1", dicom_port)
+    now = [1000.0]
+    first = ReportReturner(creds, pacs, tmp_path / "state", clock=lambda: now[0])
+    assert "queued" in first.on_command({"id": 41, "kind": "send_report", "args": {"url": url}})
+    assert first.run_due() == 0  # the PACS is down
+    assert first.status()["report_returns_pending"] == 1
+    assert "refused" in first.status()["report_return_error"]
+    # the gateway restarts; the PACS comes up; the return is retried once its back-off has passed
+    proc = _start_orthanc(tmp_path / "orthanc", http_port, dicom_port)
+    try:
+        second = ReportReturner(creds, pacs, tmp_path / "state", clock=lambda: now[0])
+        assert second.run_due() == 0  # not due yet
+        now[0] += 5
+        assert second.run_due() == 1
+        assert second.status() == {"report_returns_pending": 0, "report_return_error": ""}
+        found = requests.post(
+            f"http://127.0.0.1:{http_port}/tools/find",
+            json={"Level": "Instance", "Query": {"SOPInstanceUID": ds.SOPInstanceUID}},
+            timeout=10,
+        ).json()
+        assert len(found) == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_send_report_command_for_another_host_is_refused_at_once(tmp_path):
+    from vetpacs.gateway.report_return import ReportReturner
+
+    creds = Credentials("http://platform.example", "gw", "vp_x", b"")
+    returner = ReportReturner(creds, PacsTarget("P", "127.0.0.1", 1), tmp_path)
+    with pytest.raises(ReportReturnError):
+        returner.on_command({"id": 1, "kind": "send_report", "args": {"url": "http://evil.example/x"}})

@@ -60,34 +60,56 @@ def test_two_gateways_of_one_clinic_need_different_names(registered, clinic):
 
 def test_first_heartbeat_brings_gateway_online_and_is_audited(enrolled):
     reply = services.heartbeat(
-        token_id=_token_id(enrolled),
+        secret=enrolled["secret"],
         status={"version": "0.1.0", "queue_depth": 12, "failures": 1, "disk_free_bytes": 10**9},
     )
     assert reply["commands"] == [] and reply["interval_s"] == 15
     gateway = Gateway.objects.get()
     assert gateway.state == "online" and gateway.queue_depth == 12 and gateway.failures == 1
     assert AuditEvent.objects.filter(action="gateway.came_online").count() == 1
-    services.heartbeat(token_id=_token_id(enrolled), status={"queue_depth": 3})
+    services.heartbeat(secret=enrolled["secret"], status={"queue_depth": 3})
     assert AuditEvent.objects.filter(action="gateway.came_online").count() == 1  # no row per beat
 
 
-def test_beat_of_an_online_gateway_is_one_update_and_one_select(enrolled):
-    token_id = _token_id(enrolled)
-    services.heartbeat(token_id=token_id, status={})
+def test_beat_of_an_online_gateway_is_one_statement(enrolled):
+    secret = enrolled["secret"]
+    services.heartbeat(secret=secret, status={})
     services._last_sweep[0] = float("inf")  # keep the sweep out of the count
     try:
         with CaptureQueriesContext(connection) as ctx:
-            services.heartbeat(token_id=token_id, status={"queue_depth": 5})
+            services.heartbeat(secret=secret, status={"queue_depth": 5})
     finally:
         services._last_sweep[0] = 0.0
-    statements = [q["sql"].split()[0].upper() for q in ctx.captured_queries]
-    assert statements.count("UPDATE") == 1
-    assert statements.count("SELECT") == 1
-    assert "INSERT" not in statements
+    assert [q["sql"].split()[0].upper() for q in ctx.captured_queries] == ["UPDATE"]
+    assert Gateway.objects.get().queue_depth == 5
+
+
+def test_revoking_the_token_elsewhere_stops_the_very_next_beat(enrolled):
+    from vetpacs.apps.orgs.models import ApiToken
+
+    services.heartbeat(secret=enrolled["secret"], status={})
+    # as another platform process would: the row changes, this process's caches do not know
+    ApiToken.objects.update(revoked_at=timezone.now())
+    from vetpacs.apps.orgs import services as orgs
+
+    orgs._principals.clear()
+    with pytest.raises(VetpacsError) as err:
+        services.heartbeat(secret=enrolled["secret"], status={})
+    assert err.value.error is Errors.INVALID_TOKEN
+
+
+def test_command_queued_while_online_is_picked_up_by_the_flag(enrolled):
+    services.heartbeat(secret=enrolled["secret"], status={})
+    assert services.heartbeat(secret=enrolled["secret"], status={})["commands"] == []
+    command = services.queue_command(gateway=Gateway.objects.get(), kind="retry_all", args={}, actor=ACTOR)
+    assert [c["id"] for c in services.heartbeat(secret=enrolled["secret"], status={})["commands"]] == [
+        command.id
+    ]
+    assert not Gateway.objects.get().commands_waiting
 
 
 def test_gateway_goes_offline_after_three_missed_beats(enrolled, clinic):
-    services.heartbeat(token_id=_token_id(enrolled), status={})
+    services.heartbeat(secret=enrolled["secret"], status={})
     later = timezone.now() + dt.timedelta(seconds=46)
     assert services.sweep_offline(now=timezone.now() + dt.timedelta(seconds=40)) == []
     went = services.sweep_offline(now=later)
@@ -95,13 +117,13 @@ def test_gateway_goes_offline_after_three_missed_beats(enrolled, clinic):
     assert Gateway.objects.get().state == "offline"
     event = AuditEvent.objects.get(action="gateway.went_offline")
     assert event.organisation_id == clinic.id
-    services.heartbeat(token_id=_token_id(enrolled), status={})
+    services.heartbeat(secret=enrolled["secret"], status={})
     assert AuditEvent.objects.filter(action="gateway.came_online").count() == 2
 
 
 def test_gateway_counts_split_online_and_offline(enrolled, clinic, other_clinic):
     assert services.gateway_counts([clinic.id]) == {"online": 0, "offline": 1}
-    services.heartbeat(token_id=_token_id(enrolled), status={})
+    services.heartbeat(secret=enrolled["secret"], status={})
     assert services.gateway_counts([clinic.id]) == {"online": 1, "offline": 0}
     assert services.gateway_counts([other_clinic.id]) == {"online": 0, "offline": 0}
     Gateway.objects.update(last_seen_at=timezone.now() - dt.timedelta(minutes=5))
@@ -109,14 +131,14 @@ def test_gateway_counts_split_online_and_offline(enrolled, clinic, other_clinic)
 
 
 def test_command_is_handed_out_once_then_acknowledged(enrolled):
-    token_id = _token_id(enrolled)
+    secret = enrolled["secret"]
     gateway = Gateway.objects.get()
     command = services.queue_command(gateway=gateway, kind="retry_all", args={}, actor=ACTOR)
-    first = services.heartbeat(token_id=token_id, status={})
+    first = services.heartbeat(secret=secret, status={})
     assert first["commands"] == [{"id": command.id, "kind": "retry_all", "args": {}}]
-    assert services.heartbeat(token_id=token_id, status={})["commands"] == []
+    assert services.heartbeat(secret=secret, status={})["commands"] == []
     services.heartbeat(
-        token_id=token_id, status={"acks": [{"id": command.id, "ok": True, "detail": "7 retried"}]}
+        secret=secret, status={"acks": [{"id": command.id, "ok": True, "detail": "7 retried"}]}
     )
     command.refresh_from_db()
     assert command.state == "done" and command.result == "7 retried"
@@ -126,13 +148,13 @@ def test_command_is_handed_out_once_then_acknowledged(enrolled):
 
 
 def test_failed_command_keeps_its_reason(enrolled):
-    token_id = _token_id(enrolled)
+    secret = enrolled["secret"]
     command = services.queue_command(
         gateway=Gateway.objects.get(), kind="send_report", args={"url": "http://x/dicomweb/a"}, actor=ACTOR
     )
-    services.heartbeat(token_id=token_id, status={})
+    services.heartbeat(secret=secret, status={})
     services.heartbeat(
-        token_id=token_id, status={"acks": [{"id": command.id, "ok": False, "detail": "PACS down"}]}
+        secret=secret, status={"acks": [{"id": command.id, "ok": False, "detail": "PACS down"}]}
     )
     command.refresh_from_db()
     assert command.state == "failed" and "PACS down" in command.result
@@ -144,8 +166,8 @@ def test_ack_of_another_gateways_command_changes_nothing(enrolled, clinic):
     command = services.queue_command(
         gateway=Gateway.objects.get(name="放射科前置机"), kind="retry_all", args={}, actor=ACTOR
     )
-    services.heartbeat(token_id=_token_id(enrolled), status={})
-    services.heartbeat(token_id=_token_id(other_reply), status={"acks": [{"id": command.id, "ok": False}]})
+    services.heartbeat(secret=enrolled["secret"], status={})
+    services.heartbeat(secret=other_reply["secret"], status={"acks": [{"id": command.id, "ok": False}]})
     command.refresh_from_db()
     assert command.state == Command.State.DELIVERED
 
@@ -158,13 +180,13 @@ def test_revoked_gateway_cannot_beat(enrolled):
 
 def test_bad_status_is_refused_with_the_field_named(enrolled):
     with pytest.raises(VetpacsError) as err:
-        services.heartbeat(token_id=_token_id(enrolled), status={"queue_depth": -1})
+        services.heartbeat(secret=enrolled["secret"], status={"queue_depth": -1})
     assert "queue_depth" in err.value.detail
 
 
 def test_ordinary_clinic_token_is_not_a_gateway(token):
     with pytest.raises(VetpacsError) as err:
-        services.heartbeat(token_id=authenticate_token(token).token_id, status={})
+        services.heartbeat(secret=token, status={})
     assert err.value.error is Errors.FORBIDDEN
 
 

@@ -19,7 +19,7 @@ def admin_client(clinic):
 
 
 def test_page_shows_online_gateway_with_last_contact(admin_client, enrolled):
-    services.heartbeat(token_id=authenticate_token(enrolled["secret"]).token_id, status={"queue_depth": 4})
+    services.heartbeat(secret=enrolled["secret"], status={"queue_depth": 4})
     html = admin_client.get("/devices/").content.decode()
     assert Gateway.objects.get().key_id in html and "在线 Online" in html
     assert 'data-testid="online-count">1<' in html

@@ -32,6 +32,9 @@ class Gateway(models.Model):
     queue_depth = models.IntegerField(default=0)
     failures = models.IntegerField(default=0)
     disk_free_bytes = models.BigIntegerField(null=True, blank=True)
+    # Set when a command is queued, cleared when a beat looks for commands: a beat reads it back
+    # from its own UPDATE, so a gateway with nothing to do costs no SELECT.
+    commands_waiting = models.BooleanField(default=False)
     # What else the gateway reported (last error, throughput...): shown, never queried.
     last_status = models.JSONField(default=dict, blank=True)
 

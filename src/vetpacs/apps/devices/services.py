@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -214,6 +214,7 @@ _last_sweep = [0.0]
 def reset_caches() -> None:
     """Forget what this process remembered (tests roll databases back and reuse ids)."""
     _gateway_by_token.clear()
+    _hot.clear()
     _last_sweep[0] = 0.0
 
 
@@ -246,9 +247,8 @@ def _int_field(status: dict[str, Any], key: str, *, optional: bool = False) -> i
     return value
 
 
-def heartbeat(*, token_id: int | None, status: dict[str, Any], ip: str | None = None) -> dict[str, Any]:
-    """Record a beat; hand out queued commands once; take the gateway's acknowledgements."""
-    gateway_id, organisation_id = gateway_for_token(token_id)
+def _status_fields(status: dict[str, Any], ip: str | None) -> tuple[dict[str, Any], list[Any]]:
+    """The columns a beat writes, checked, and the acknowledgements it carries."""
     version = status.get("version", "")
     if not isinstance(version, str):
         raise VetpacsError(Errors.BAD_REQUEST, "version must be text")
@@ -262,9 +262,8 @@ def heartbeat(*, token_id: int | None, status: dict[str, Any], ip: str | None = 
     }
     if len(repr(extra)) > MAX_STATUS_BYTES:
         raise VetpacsError(Errors.BAD_REQUEST, f"the status may carry at most {MAX_STATUS_BYTES} bytes")
-    now = timezone.now()
     fields = {
-        "last_seen_at": now,
+        "last_seen_at": timezone.now(),
         "last_ip": ip,
         "version": version[:40],
         "queue_depth": _int_field(status, "queue_depth"),
@@ -272,14 +271,69 @@ def heartbeat(*, token_id: int | None, status: dict[str, Any], ip: str | None = 
         "disk_free_bytes": _int_field(status, "disk_free_bytes", optional=True),
         "last_status": extra,
     }
-    updated = Gateway.objects.filter(pk=gateway_id, state=Gateway.State.ONLINE).update(**fields)
-    if not updated:
+    return fields, acks
+
+
+# SHA-256 of a gateway's secret -> (gateway id, organisation id, token id), learnt on its first beat
+# in this process. Every later beat still checks the token (revoked, expired) and the gateway's
+# state inside its one UPDATE, so a revocation anywhere takes effect on the next beat.
+_hot: dict[str, tuple[int, int, int]] = {}
+
+
+def heartbeat(*, secret: str, status: dict[str, Any], ip: str | None = None) -> dict[str, Any]:
+    """Record a beat; hand out queued commands once; take the gateway's acknowledgements.
+
+    The steady state is one statement: an UPDATE of the gateway's row, conditioned on its token
+    being live and the gateway online, RETURNING whether commands wait (R-8.3a).
+    """
+    fields, acks = _status_fields(status, ip)
+    key = hashlib.sha256(secret.encode()).hexdigest()
+    hot = _hot.get(key)
+    waiting = _hot_update(hot, fields) if hot is not None else None
+    if hot is None or waiting is None:
+        # First beat here, or the gateway was offline, revoked, or its token changed: the full check.
+        _hot.pop(key, None)
+        principal = orgs.authenticate_token(secret)
+        if principal is None:
+            raise VetpacsError(Errors.INVALID_TOKEN)
+        gateway_id, organisation_id = gateway_for_token(principal.token_id)
         _came_online(gateway_id, organisation_id, fields, ip)
+        assert principal.token_id is not None  # noqa: S101 - gateway_for_token refused None
+        hot = _hot[key] = (gateway_id, organisation_id, principal.token_id)
+        waiting = True
+    gateway_id, organisation_id, _ = hot
     if acks:
         _acknowledge(gateway_id, organisation_id, acks)
-    commands = _deliver(gateway_id)
+    commands = _deliver(gateway_id) if waiting else []
     _maybe_sweep()
-    return {"interval_s": heartbeat_interval_s(), "commands": commands, "server_time": now.isoformat()}
+    return {
+        "interval_s": heartbeat_interval_s(),
+        "commands": commands,
+        "server_time": fields["last_seen_at"].isoformat(),
+    }
+
+
+def _hot_update(hot: tuple[int, int, int], fields: dict[str, Any]) -> bool | None:
+    """Write the beat if the gateway is online and its token live; None when no row matched."""
+    from vetpacs.apps.orgs.models import ApiToken
+
+    gateway_id, _, token_id = hot
+    qn = connection.ops.quote_name
+    g, t = Gateway._meta, ApiToken._meta
+    columns = list(fields)
+    values = [g.get_field(c).get_db_prep_save(fields[c], connection) for c in columns]
+    now = g.get_field("last_seen_at").get_db_prep_save(fields["last_seen_at"], connection)
+    sql = (
+        f"UPDATE {qn(g.db_table)} SET {', '.join(f'{qn(g.get_field(c).column)} = %s' for c in columns)}"
+        f" WHERE {qn('id')} = %s AND {qn('state')} = %s AND {qn('token_id')} IN"
+        f" (SELECT {qn('id')} FROM {qn(t.db_table)} WHERE {qn('id')} = %s AND {qn('revoked_at')} IS NULL"
+        f" AND ({qn('expires_at')} IS NULL OR {qn('expires_at')} > %s))"
+        f" RETURNING {qn('commands_waiting')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, gateway_id, Gateway.State.ONLINE.value, token_id, now])
+        row = cursor.fetchone()
+    return None if row is None else bool(row[0])
 
 
 def _came_online(gateway_id: int, organisation_id: int, fields: dict[str, Any], ip: str | None) -> None:
@@ -326,6 +380,8 @@ def _acknowledge(gateway_id: int, organisation_id: int, acks: list[Any]) -> None
 
 
 def _deliver(gateway_id: int) -> list[dict[str, Any]]:
+    # Clear the flag before looking: a command queued after this sets it again for the next beat.
+    Gateway.objects.filter(pk=gateway_id, commands_waiting=True).update(commands_waiting=False)
     queued = list(
         Command.objects.filter(gateway_id=gateway_id, state=Command.State.QUEUED)
         .order_by("id")
@@ -423,6 +479,7 @@ def queue_command(*, gateway: Gateway, kind: str, args: dict[str, Any], actor: A
         raise VetpacsError(Errors.GATEWAY_REVOKED, f"gateway {gateway.name} is not enrolled")
     with transaction.atomic():
         command = Command.objects.create(gateway=gateway, kind=kind, args=args, created_by_id=actor.user_id)
+        Gateway.objects.filter(pk=gateway.pk).update(commands_waiting=True)
         audit.record(
             "gateway.command_queued",
             organisation_id=gateway.organisation_id,
