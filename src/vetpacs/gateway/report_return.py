@@ -203,8 +203,8 @@ class ReportReturner:
         now = self._clock()
         with self._db() as db:
             due = db.execute(
-                "SELECT command_id, url, attempts FROM report_returns WHERE state = 'pending' AND next_try <= ?"
-                " ORDER BY command_id",
+                "SELECT command_id, url, attempts FROM report_returns"
+                " WHERE state = 'pending' AND next_try <= ? ORDER BY command_id",
                 (now,),
             ).fetchall()
         stored = 0

@@ -7,7 +7,7 @@ from django.test import Client
 
 from vetpacs.apps.devices import services
 from vetpacs.apps.devices.models import Command, Gateway
-from vetpacs.apps.orgs.services import authenticate_token, create_user
+from vetpacs.apps.orgs.services import create_user
 
 
 @pytest.fixture

@@ -323,8 +323,10 @@ def _hot_update(hot: tuple[int, int, int], fields: dict[str, Any]) -> bool | Non
     columns = list(fields)
     values = [g.get_field(c).get_db_prep_save(fields[c], connection) for c in columns]
     now = g.get_field("last_seen_at").get_db_prep_save(fields["last_seen_at"], connection)
+    # Only quoted table and column names from the models go into the text; every value is a parameter.
+    assignments = ", ".join(f"{qn(g.get_field(c).column)} = %s" for c in columns)
     sql = (
-        f"UPDATE {qn(g.db_table)} SET {', '.join(f'{qn(g.get_field(c).column)} = %s' for c in columns)}"
+        f"UPDATE {qn(g.db_table)} SET {assignments}"  # noqa: S608
         f" WHERE {qn('id')} = %s AND {qn('state')} = %s AND {qn('token_id')} IN"
         f" (SELECT {qn('id')} FROM {qn(t.db_table)} WHERE {qn('id')} = %s AND {qn('revoked_at')} IS NULL"
         f" AND ({qn('expires_at')} IS NULL OR {qn('expires_at')} > %s))"
