@@ -19,7 +19,7 @@ def logged_in(client: Client) -> bool:
     return "_auth_user_id" in client.session
 
 
-@pytest.mark.requirement("R-7.3.4.4b")
+@pytest.mark.requirement("R-7.3.4.4a")
 @pytest.mark.parametrize("how", ["username", "email", "phone"])
 def test_login_by_username_email_or_phone_with_password(client, make_user, clinic, how):
     user = make_user("li", clinic, "radiologist", email="li@clinic.cn")
@@ -131,10 +131,12 @@ def test_failures_for_unknown_names_count_towards_the_address(settings, db):
     assert services.active_ip_block("198.51.100.1") is not None
 
 
+@pytest.mark.requirement("R-7.3.2.1c")
 def test_the_old_login_address_and_field_names_keep_working(client, make_user, clinic):
     resp = client.get("/login/?next=/viewer/")
     text = resp.content.decode()
     assert resp.status_code == 200
+    assert 'type="password" name="password"' in text  # typed hidden
     assert 'for="id_username"' in text and 'name="username"' in text and 'name="password"' in text
     assert 'value="/viewer/"' in text
 
@@ -153,3 +155,23 @@ def test_self_sign_up_is_closed(client, db):
 def test_django_admin_signs_in_through_the_same_page(client, db):
     resp = client.get("/admin/login/?next=/admin/")
     assert resp.status_code == 302 and resp["Location"] == "/login/?next=/admin/"
+
+
+@pytest.mark.requirement("R-7.3.4.4b")
+def test_login_by_sms_code_sent_to_the_verified_phone(client, make_user, clinic):
+    from vetpacs.apps.sms.providers import ConsoleProvider
+
+    user = make_user("li", clinic)
+    AccountProfile.objects.update_or_create(
+        user=user, defaults={"phone": "+8613800138000", "phone_verified": True}
+    )
+    ConsoleProvider.outbox.clear()
+    resp = client.post("/accounts/login/code/", {"phone": "+8613800138000"}, REMOTE_ADDR="10.0.0.1")
+    assert resp.status_code == 302 and "/accounts/login/code/confirm/" in resp["Location"]
+    sent = [m for m in ConsoleProvider.outbox if m.phone == "13800138000"]  # normalised by apps.sms
+    assert len(sent) == 1 and sent[0].purpose == "login"
+    assert client.post("/accounts/login/code/confirm/", {"code": "WRONG-CODE"}).status_code == 200
+    assert "_auth_user_id" not in client.session
+    resp = client.post("/accounts/login/code/confirm/", {"code": sent[0].code})
+    assert resp.status_code == 302 and client.session["_auth_user_id"] == str(user.pk)
+    assert AuditEvent.objects.filter(action="login.succeeded", user_id=user.pk).exists()

@@ -68,6 +68,8 @@ def test_a_principal_of_a_user_has_that_users_permissions(make_user, clinic):
 
 
 @pytest.mark.requirement("R-7.3.2.1a")
+@pytest.mark.requirement("R-7.3.2.1b")
+@pytest.mark.requirement("R-6.2.7b")
 def test_custom_role_grants_exactly_the_permissions_chosen(make_user, clinic):
     admin = make_user("admin", clinic, "org_admin")
     role = services.create_role(
