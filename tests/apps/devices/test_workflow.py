@@ -26,9 +26,12 @@ def test_unknown_command_is_named_in_the_error():
     assert "reboot" in workflow.check_command("reboot", {})
 
 
-def test_stop_upload_needs_a_scope():
-    assert workflow.check_command("stop_upload", {}) is not None
-    assert workflow.check_command("stop_upload", {"all": True}) is None
+def test_stop_takes_a_study_an_entry_or_nothing():
+    assert workflow.check_command("stop", {}) is None
+    assert workflow.check_command("stop", {"study": "1.2.3"}) is None
+    assert workflow.check_command("resume", {"entry": 7}) is None
+    assert "entry" in workflow.check_command("stop", {"entry": "7"})
+    assert workflow.check_command("stop", {"study_uid": "1.2"}) is not None
 
 
 def test_codes_ignore_case_and_dashes():

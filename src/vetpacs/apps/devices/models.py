@@ -63,8 +63,8 @@ class Command(models.Model):
 
     class Kind(models.TextChoices):
         RETRY_ALL = "retry_all", "全部重试 Retry all"
-        STOP_UPLOAD = "stop_upload", "停止上传 Stop upload"
-        RESUME_UPLOAD = "resume_upload", "继续上传 Resume upload"
+        STOP = "stop", "停止上传 Stop upload"
+        RESUME = "resume", "继续上传 Resume upload"
         SEND_REPORT = "send_report", "回传报告 Send report back"
 
     class State(models.TextChoices):

@@ -18,8 +18,8 @@ from vetpacs.core.errors import VetpacsError
 # The buttons on each row: command kind -> its arguments.
 _BUTTONS = {
     "retry_all": {},
-    "stop_upload": {"all": True},
-    "resume_upload": {"all": True},
+    "stop": {},
+    "resume": {},
 }
 
 

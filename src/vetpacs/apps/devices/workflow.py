@@ -7,7 +7,9 @@ from typing import Any
 
 # R-8.3a / issue 4: a gateway that missed three heartbeats in a row is offline.
 MISSED_BEATS_OFFLINE = 3
-COMMAND_KINDS = ("retry_all", "stop_upload", "resume_upload", "send_report")
+# The gateway's own words (gateway/run.py on_command): stop and resume take args.study (a Study
+# Instance UID) or args.entry (a queue entry id); with neither they apply to everything.
+COMMAND_KINDS = ("retry_all", "stop", "resume", "send_report")
 
 
 def offline_after(interval_s: float) -> dt.timedelta:
@@ -28,10 +30,14 @@ def check_command(kind: str, args: dict[str, Any]) -> str | None:
         url = args.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             return "send_report needs args.url, the WADO-RS URL of the instance to send"
-    if kind in ("stop_upload", "resume_upload"):
-        scope = {k: v for k, v in args.items() if k in ("study_instance_uid", "entry_id", "all")}
-        if not scope:
-            return f"{kind} needs args.study_instance_uid, args.entry_id or args.all=true"
+    if kind in ("stop", "resume"):
+        unknown = set(args) - {"study", "entry"}
+        if unknown:
+            return f"{kind} takes args.study or args.entry (or neither: everything), not {sorted(unknown)}"
+        if "entry" in args and (isinstance(args["entry"], bool) or not isinstance(args["entry"], int)):
+            return "args.entry must be a queue entry id (an integer)"
+        if "study" in args and not isinstance(args["study"], str):
+            return "args.study must be a Study Instance UID"
     return None
 
 
