@@ -78,3 +78,6 @@ from vetpacs.api import studies  # noqa: E402, F401  (registers routes)
 from vetpacs.apps.appkeys.api import router as appkeys_router  # noqa: E402
 
 api.add_router("/appkeys", appkeys_router)
+from vetpacs.apps.esign.api import router as esign_router  # noqa: E402
+
+api.add_router("/real-name", esign_router)

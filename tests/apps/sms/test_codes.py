@@ -101,3 +101,13 @@ def test_many_phones_from_one_ip_are_limited(monkeypatch):
 def test_a_malformed_phone_number_is_named_masked():
     with pytest.raises(VetpacsError, match="手机号"):
         services.issue_code(phone="12ab", purpose="login")
+
+
+def test_the_sweep_removes_only_codes_older_than_every_limit_window():
+    services.issue_code(phone=PHONE, purpose="login")
+    services.issue_code(phone="13912345678", purpose="login")
+    SmsCode.objects.filter(pk=SmsCode.objects.order_by("id").first().pk).update(
+        created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    )
+    assert services.sweep_codes() == 1
+    assert SmsCode.objects.count() == 1

@@ -41,6 +41,9 @@ PHONE_MIN_INTERVAL_SECONDS = 60
 PHONE_PER_HOUR = 5
 PHONE_PER_DAY = 10
 IP_PER_HOUR = 30
+# Rows older than the longest limit window are of no use; one issue in this many sweeps them.
+KEEP_CODES_DAYS = 2
+SWEEP_ONE_IN = 100
 _PHONE = re.compile(r"^\+?\d{6,15}$")
 
 
@@ -150,6 +153,8 @@ def issue_code(*, phone: str, purpose: str, ip: str | None = None, user_id: int 
         )
         raise
     SmsCode.objects.filter(pk=row.pk).update(sent=True)
+    if secrets.randbelow(SWEEP_ONE_IN) == 0:
+        sweep_codes(now=now)
     audit.record(
         "sms.code_sent",
         user_id=user_id,
@@ -193,3 +198,10 @@ def check_code(
         raise VetpacsError(
             Errors.SMS_CODE_INVALID, "验证码错误、已使用或已过期 / the code is wrong, used or expired"
         )
+
+
+def sweep_codes(*, now: dt.datetime | None = None) -> int:
+    """Remove codes older than every rate-limit window (their hashes serve nothing any more)."""
+    cutoff = (now or timezone.now()) - dt.timedelta(days=KEEP_CODES_DAYS)
+    deleted, _ = SmsCode.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
