@@ -151,3 +151,15 @@ def test_nothing_identifying_means_no_envelope(tmp_path, recipient):
     prepared = _prepare(tmp_path, ds, recipient=recipient)
     assert "EncryptedAttributesSequence" not in pydicom.dcmread(prepared.path)
     assert json.dumps(prepared.steps[-2]).count("no owner identifiers") == 1
+
+
+@pytest.mark.parametrize("owner", ["A", "Ab", "Abc", "Abcd", "王", "王五", "欧阳娜娜"])
+def test_envelope_of_any_length_opens_despite_the_even_length_padding(tmp_path, recipient, owner):
+    from vetpacs.apps.identity import envelope
+
+    prepared = _prepare(
+        tmp_path, build.image(owner=owner, PatientAddress="x" * len(owner)), recipient=recipient
+    )
+    out = pydicom.dcmread(prepared.path)
+    assert envelope.restore_encrypted_attributes(out)
+    assert out.ResponsiblePerson == owner

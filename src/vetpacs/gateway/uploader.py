@@ -248,9 +248,7 @@ class GatewayTusUploader(_TusUploader):  # type: ignore[misc]
             self._check(resp, "sending a chunk")
             if resp.status_code == CHECKSUM_REFUSED:
                 # The bytes were damaged on the way; the platform kept nothing of them: send again.
-                log.warning(
-                    "chunk at %s of %s refused for its checksum; sending it again", self.offset, self.url
-                )
+                log.warning("chunk at %s of %s failed its checksum; sending it again", self.offset, self.url)
             elif resp.status_code == 409:
                 offset = self.head()
                 if offset is None:

@@ -116,10 +116,23 @@ def platform_public_key_pem() -> bytes:
     return _pair()[1].public_bytes(serialization.Encoding.PEM)
 
 
+def der_exact(data: bytes) -> bytes:
+    """The DER value without what follows it: an OB value is padded to even length (PS3.5 7.1.1)."""
+    if len(data) < 2 or data[0] != 0x30:
+        return data
+    first = data[1]
+    if first < 0x80:
+        return data[: 2 + first]
+    n = first & 0x7F
+    if n == 0 or n > 4 or len(data) < 2 + n:
+        return data
+    return data[: 2 + n + int.from_bytes(data[2 : 2 + n], "big")]
+
+
 def decrypt(enveloped_der: bytes) -> bytes:
     key, cert = _pair()
     try:
-        return pkcs7.pkcs7_decrypt_der(enveloped_der, cert, key, [])
+        return pkcs7.pkcs7_decrypt_der(der_exact(enveloped_der), cert, key, [])
     except ValueError as exc:
         raise VetpacsError(
             Errors.ENCRYPTED_ATTRIBUTES_UNREADABLE,
