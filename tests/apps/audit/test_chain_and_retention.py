@@ -34,9 +34,11 @@ def some_events(n: int = 5) -> list[AuditEvent]:
 
 
 @pytest.mark.requirement("R-7.3.3c")
-def test_verify_reports_an_intact_chain():
+def test_verify_reports_an_intact_chain_and_records_the_review():
     some_events()
     assert "intact" in run("verify")
+    assert AuditEvent.objects.filter(action="audit.verified", result="ok").exists()
+    assert "intact" in run("verify")  # the review's own event is part of the chain
 
 
 @pytest.mark.requirement("R-7.3.3c")

@@ -42,6 +42,13 @@ class Command(BaseCommand):
         action = opts["action"]
         if action == "verify":
             report = chain.verify()
+            # The review itself is evidence (R-7.3.4.1d: the log is audited at least every 6 months).
+            audit.record(
+                "audit.verified",
+                actor="cli",
+                result="ok" if report.ok else "failed",
+                detail={"checked": report.checked, "first_broken_id": report.first_broken_id},
+            )
             if not report.ok:
                 where = (
                     "at the end of the chain"
