@@ -66,3 +66,77 @@ def log_in(page, base_url: str, username: str = DEMO_USER, password: str = DEMO_
     page.fill("#id_username", username)
     page.fill("#id_password", password)
     page.click("button[type=submit]")
+
+
+PHONE = {"width": 390, "height": 844}
+DEMO_CLINIC = "安心宠物医院 (演示) Demo Clinic"
+# Makes a session for a user straight in the server's database, the way Client.force_login does, so
+# the pages' tests do not depend on the login form.
+_SESSION_CODE = """
+from importlib import import_module
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+user = get_user_model().objects.get(username={username!r})
+session = import_module(settings.SESSION_ENGINE).SessionStore()
+session[SESSION_KEY] = str(user.pk)
+session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+session.save()
+print(settings.SESSION_COOKIE_NAME, session.session_key)
+"""
+
+
+def session_cookie(server: LiveServer, username: str = DEMO_USER) -> dict:
+    out = server.run_cli("shell", "-c", _SESSION_CODE.format(username=username)).stdout.split()
+    name, key = out[-2], out[-1]
+    return {"name": name, "value": key, "url": server.url}
+
+
+@pytest.fixture(scope="session")
+def light_viewer_built() -> None:
+    """The light viewer and the pages' htmx/ECharts (idempotent: nothing to do when up to date)."""
+    subprocess.run([str(ROOT / "scripts" / "build-light-viewer.sh")], check=True, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def web_server(demo_server, light_viewer_built, tmp_path_factory) -> LiveServer:
+    """The demo server plus a synthetic radiograph of known pixel spacing and a prior of the same dog."""
+    from tests.browser.images import calibration_radiograph, prior_thorax
+    from tests.builders.dicom import write
+
+    folder = tmp_path_factory.mktemp("web-data")
+    for ds in (calibration_radiograph(), prior_thorax()):
+        write(ds, folder)
+    demo_server.run_cli("import", str(folder), "--org", DEMO_CLINIC)
+    return demo_server
+
+
+def signed_in_context(browser, server: LiveServer, *, language: str = "zh-hans", phone: bool = False):
+    """A browser context with the demo user's session and the page language chosen by cookie."""
+    options: dict = {"viewport": DESKTOP}
+    if phone:
+        options = {"viewport": PHONE, "is_mobile": True, "has_touch": True}
+    context = browser.new_context(locale="zh-CN" if language.startswith("zh") else "en-US", **options)
+    context.add_cookies(
+        [session_cookie(server), {"name": "django_language", "value": language, "url": server.url}]
+    )
+    return context
+
+
+@pytest.fixture(params=["zh-hans", "en"], ids=["zh", "en"])
+def signed_in_page(request, browser, web_server) -> Iterator:
+    context = signed_in_context(browser, web_server, language=request.param)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.language = request.param  # type: ignore[attr-defined]
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def phone_page(browser, web_server) -> Iterator:
+    context = signed_in_context(browser, web_server, phone=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    context.close()

@@ -49,11 +49,11 @@ const MODES = [
   { id: "scroll", tool: tools.StackScrollTool.toolName, icon: "⇕" },
   { id: "pan", tool: tools.PanTool.toolName, icon: "✥" },
   { id: "zoom", tool: tools.ZoomTool.toolName, icon: "⊕" },
-  { id: "magnify", tool: tools.MagnifyTool.toolName, icon: "🔍" },
-  { id: "length", tool: tools.LengthTool.toolName, icon: "📏" },
+  { id: "magnify", tool: tools.MagnifyTool.toolName, icon: "◎" },
+  { id: "length", tool: tools.LengthTool.toolName, icon: "↔" },
   { id: "angle", tool: tools.AngleTool.toolName, icon: "∠" },
   { id: "vhs", tool: VHSLineTool.toolName, icon: "♥" },
-  { id: "norberg", tool: NorbergAngleTool.toolName, icon: "⟀" },
+  { id: "norberg", tool: NorbergAngleTool.toolName, icon: "∡" },
   { id: "calibrate", tool: CalibrationLineTool.toolName, icon: "⇔" },
 ];
 const ACTIONS = [
@@ -374,7 +374,7 @@ function updatePanel() {
   }
   const m = measurements();
   if (m.length) {
-    lines.push(`<div id="measure-result">${m.map((x) => `${x.tool === "length" ? "📏" : "∠"} ${fmt(x.value)} ${x.unit}`).join(" · ")}${state.calibration ? ` <span class="muted">(${t.calibrated})</span>` : ""}</div>`);
+    lines.push(`<div id="measure-result">${m.map((x) => `${x.tool === "length" ? "↔" : "∠"} ${fmt(x.value)} ${x.unit}`).join(" · ")}${state.calibration ? ` <span class="muted">(${t.calibrated})</span>` : ""}</div>`);
   }
   if (!mmPerUnit() && (m.length || ["length", "calibrate"].includes(state.mode))) {
     lines.push(`<div class="muted">${t.noSpacing}</div>`);
@@ -382,8 +382,6 @@ function updatePanel() {
   help.textContent = helpText;
   result.innerHTML = lines.join("");
   panel.hidden = !helpText && !lines.length;
-  // The panel changes the stage's height: the canvas follows.
-  requestAnimationFrame(() => cs.getRenderingEngine(ENGINE_ID)?.resize(true, false));
 }
 
 function applyCalibration() {

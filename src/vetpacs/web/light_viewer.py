@@ -18,6 +18,24 @@ from django.views.decorators.http import require_GET
 from vetpacs.web.viewer import _IMMUTABLE, _file_response, _resolve
 
 BASE = "/m/"
+# The image decoders are Emscripten WebAssembly run in module workers; embind builds functions at
+# run time, so this viewer's own files need 'unsafe-eval' and 'wasm-unsafe-eval' (as OHIF's do).
+_CSP = {
+    "default-src": "'self'",
+    "script-src": "'self' 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval' blob:",
+    "worker-src": "'self' blob:",
+    "style-src": "'self' 'unsafe-inline'",
+    "img-src": "'self' data: blob:",
+    "connect-src": "'self' data: blob:",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+}
+
+
+def content_security_policy() -> str:
+    ancestors = ["'self'", *getattr(settings, "VETPACS_FRAME_ANCESTORS", [])]
+    return "; ".join([*(f"{k} {v}" for k, v in _CSP.items()), "frame-ancestors " + " ".join(ancestors)])
 
 
 def light_viewer_root() -> Path:
@@ -45,13 +63,13 @@ def serve(request: HttpRequest, subpath: str = "") -> HttpResponse:
                 content_type="text/plain; charset=utf-8",
             )
         response = _file_response(request, root / "index.html")
-        # Embedding in a clinic's own pages is allowed from the same origin only (share pages, iframes).
-        response["X-Frame-Options"] = "SAMEORIGIN"
+        response["Content-Security-Policy"] = content_security_policy()
         return response
     target = _resolve(root, subpath)
     if target is None:
         raise Http404(f"no light viewer file {subpath!r}")
     response = _file_response(request, target)
+    response["Content-Security-Policy"] = content_security_policy()
     if subpath.startswith("assets/") and response.status_code == 200:
         # Vite names every file under assets/ by its content hash: it never changes.
         response["Cache-Control"] = _IMMUTABLE

@@ -129,6 +129,7 @@ def _base(
     ds.PatientBreedDescription = animal["breed"]
     ds.ResponsiblePerson = animal["owner"]
     ds.ResponsiblePersonRole = "OWNER"
+    ds.PatientTelephoneNumbers = animal["phone"]  # the owner's (PS3.3 C.7.1.1); kept encrypted
     ds.PatientWeight = animal["weight"]
     ds.ReferringPhysicianName = "李^医生"
     ds.InstitutionName = "安心宠物医院 (演示)"
@@ -140,11 +141,11 @@ def _base(
 
 DOG = {
     "owner": "张伟", "name": "旺财", "id": "DEMO-DOG-0001", "birth": "20200315", "sex": "M",
-    "species": "犬 Canine", "breed": "金毛寻回犬 Golden Retriever", "weight": "28.5",
+    "species": "犬 Canine", "breed": "金毛寻回犬 Golden Retriever", "weight": "28.5", "phone": "13800138000",
 }  # fmt: skip
 CAT = {
     "owner": "王芳", "name": "咪咪", "id": "DEMO-CAT-0002", "birth": "20210720", "sex": "F",
-    "species": "猫 Feline", "breed": "中华田园猫 Chinese Domestic", "weight": "4.2",
+    "species": "猫 Feline", "breed": "中华田园猫 Chinese Domestic", "weight": "4.2", "phone": "13900139000",
 }  # fmt: skip
 
 
