@@ -167,12 +167,12 @@ def authenticate_signed(request: HttpRequest) -> Principal:
     )
     if not hmac.compare_digest(workflow.signature(secret, text), given):
         raise VetpacsError(Errors.SIGNATURE_INVALID, "the signature does not match (see docs/api-signing.md)")
-    _check_body(request, body_sha256)
     scope = workflow.required_scope(request.method or "GET", request.path)
     if scope is None or scope not in key.scopes:
         raise VetpacsError(
             Errors.APP_KEY_SCOPE, f"key {key.key_id} lacks the scope {scope or 'for this path'}"
         )
+    _check_body(request, body_sha256)  # after the cheap checks: a large body is read only when needed
     _remember_nonce(key, nonce)
     return Principal(
         organisation_ids=frozenset(visible_organisation_ids([key.organisation_id])),
