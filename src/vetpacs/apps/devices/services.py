@@ -271,6 +271,8 @@ def _status_fields(status: dict[str, Any], ip: str | None) -> tuple[dict[str, An
         "disk_free_bytes": _int_field(status, "disk_free_bytes", optional=True),
         "last_status": extra,
     }
+    if not fields["version"]:
+        del fields["version"]  # a beat that does not say its version keeps the one known
     return fields, acks
 
 
@@ -355,7 +357,7 @@ def _came_online(gateway_id: int, organisation_id: int, fields: dict[str, Any], 
                 actor=f"gateway:{gateway.key_id}",
                 target=f"gateway:{gateway_id}",
                 ip=ip,
-                detail={"was": was, "version": fields["version"]},
+                detail={"was": was, "version": fields.get("version", gateway.version)},
             )
 
 

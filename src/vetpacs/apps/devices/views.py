@@ -60,6 +60,7 @@ def gateway_list(request: HttpRequest) -> HttpResponse:
     ]
     context["counts"] = services.gateway_counts(principal.organisation_ids)
     context["can_register"] = bool(manageable)
+    context["many_orgs"] = len(principal.organisation_ids) > 1  # a chain sees its clinics' gateways
     context["ttl_hours"] = services.enrolment_ttl_hours()
     context["commands"] = (
         Command.objects.filter(gateway__organisation_id__in=principal.organisation_ids)
