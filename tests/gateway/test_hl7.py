@@ -84,3 +84,52 @@ def test_json_drop_file_without_patient_id_names_the_record(tmp_path):
     (tmp_path / "p.json").write_text('[{"patient_id": "P-1"}, {"species": "Canine"}]')
     with pytest.raises(RecordError, match="record 2"):
         store.import_file(tmp_path / "p.json")
+
+
+@pytest.fixture
+def platform(live_server, transactional_db):
+    from vetpacs.apps.devices import services
+    from vetpacs.apps.orgs.services import create_organisation
+
+    services.reset_caches()
+    clinic = create_organisation(name="Records Clinic")
+    _, code = services.register_gateway(
+        organisation_id=clinic.id, name="gw", actor=services.Actor(user_id=None, label="test")
+    )
+    secret = services.enrol(code=code)["secret"]
+    yield live_server.url, clinic, secret
+    services.reset_caches()
+
+
+@pytest.mark.requirement("R-6.1.2")
+def test_records_from_mllp_and_a_drop_folder_reach_the_platform(platform, tmp_path):
+    import time
+
+    from vetpacs.apps.devices.models import Record
+    from vetpacs.gateway.credentials import Credentials
+    from vetpacs.gateway.hl7 import RecordsService
+
+    url, clinic, secret = platform
+    service = RecordsService(
+        RecordStore(tmp_path / "records.sqlite3"),
+        credentials=Credentials(url, "gw", secret, b""),
+        hl7_host="127.0.0.1",
+        hl7_port=0,
+        drop_folder=tmp_path / "drop",
+        upload_interval_s=0.2,
+    )
+    service.start()
+    try:
+        service.watcher.settle_s = 0.2
+        with MLLPClient("127.0.0.1", service.listener.port) as client:
+            assert b"MSA|AA" in client.send_message(ORM)
+        (tmp_path / "drop" / "patients.json").write_text('[{"patient_id": "P-7", "species": "Feline"}]')
+        deadline = time.monotonic() + 20
+        while Record.objects.filter(organisation=clinic).count() < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        service.stop()
+    order = Record.objects.get(organisation=clinic, kind="order")
+    assert order.accession_number == "ACC-777" and order.data["referring_physician_name"] == "Li^Ming"
+    assert Record.objects.get(organisation=clinic, kind="patient").data["species"] == "Feline"
+    assert (tmp_path / "drop" / "processed").exists()

@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import hl7
+import requests
 from hl7.mllp import start_hl7_server
 
+from vetpacs.gateway.credentials import Credentials, load_credentials
 from vetpacs.gateway.records import RECORDS_FILE, RecordError, RecordStore
+from vetpacs.gateway.watch import FolderWatcher
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +191,66 @@ class Hl7Listener:
             self._thread.join(timeout)
 
 
+class RecordsService:
+    """HIS/RIS records at the clinic: the MLLP listener, a CSV/JSON drop folder, and the upload of
+    new records to the platform every `upload_interval_s` (R-6.1.2). Each part is optional."""
+
+    def __init__(
+        self,
+        store: RecordStore,
+        *,
+        credentials: Credentials | None = None,
+        hl7_host: str = "0.0.0.0",  # noqa: S104 - the HIS is on the clinic's LAN
+        hl7_port: int | None = 2575,
+        drop_folder: Path | None = None,
+        upload_interval_s: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.credentials = credentials
+        self.listener = Hl7Listener(store, hl7_host, hl7_port) if hl7_port is not None else None
+        self.watcher = (
+            FolderWatcher(drop_folder, self.store.import_file, sidecars=False) if drop_folder else None
+        )
+        self.upload_interval_s = upload_interval_s
+        self.last_upload_error = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.listener is not None:
+            self.listener.start()
+        if self.watcher is not None:
+            self.watcher.start()
+        if self.credentials is not None:
+            self._thread = threading.Thread(target=self._upload_loop, name="records-upload", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.listener is not None:
+            self.listener.stop()
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def upload_now(self) -> int:
+        assert self.credentials is not None  # noqa: S101 - start() runs the loop only with credentials
+        try:
+            sent = self.store.upload(self.credentials)
+        except (RecordError, requests.RequestException) as exc:
+            self.last_upload_error = str(exc)
+            log.warning("records upload failed: %s", exc)
+            return 0
+        self.last_upload_error = ""
+        return sent
+
+    def _upload_loop(self) -> None:
+        while not self._stop.is_set():
+            self.upload_now()
+            self._stop.wait(self.upload_interval_s)
+
+
 # -- the subcommand ------------------------------------------------------------------------------------
 def add_hl7(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("hl7", help="HL7 v2 MLLP listener and CSV/JSON import of HIS records")
@@ -210,11 +273,15 @@ def cmd_hl7(args: argparse.Namespace) -> int:
                 print(f"vetpacs-gateway hl7: {exc}", file=sys.stderr)
                 return 1
         return 0
-    listener = Hl7Listener(store, args.host, args.port)
-    listener.start()
-    print(f"HL7 MLLP listening on {args.host}:{listener.port} (Ctrl-C stops)", flush=True)
+    credentials = load_credentials(args.config_dir) if args.config_dir else None
+    service = RecordsService(
+        store, credentials=credentials, hl7_host=args.host, hl7_port=args.port, drop_folder=args.drop_folder
+    )
+    service.start()
+    assert service.listener is not None  # noqa: S101 - a port was given
+    print(f"HL7 MLLP listening on {args.host}:{service.listener.port} (Ctrl-C stops)", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
-        listener.stop()
+        service.stop()
     return 0

@@ -56,7 +56,7 @@ class FolderWatcher:
     def __init__(
         self,
         folder: Path,
-        on_file: Callable[[Path], None],
+        on_file: Callable[[Path], object],
         *,
         settle_s: float = 2.0,
         sidecars: bool = True,
