@@ -137,9 +137,10 @@ def test_serve_with_a_certificate_speaks_https_with_hsts_and_secure_cookies(tmp_
     port = free_port()
     proc = None
     try:
-        subprocess.run(
-            [VETPACS, "migrate", "--noinput"], env=env, check=True, capture_output=True, timeout=120
+        done = subprocess.run(
+            [VETPACS, "migrate", "--noinput"], env=env, capture_output=True, text=True, timeout=120
         )
+        assert done.returncode == 0, done.stdout + done.stderr
         log = (tmp_path / "serve.log").open("wb")
         proc = subprocess.Popen(
             [
