@@ -49,3 +49,27 @@ def test_an_auditor_finds_the_imports_of_the_demo_and_downloads_them_as_csv(brow
         assert "user.created" in text
     finally:
         context.close()
+
+
+@pytest.mark.requirement("R-7.3.4.3a")
+def test_an_admin_issues_an_application_key_and_sees_its_secret_once(browser, demo_server, tmp_path):
+    admin = "keys-admin"
+    demo_server.run_cli("create-user", admin, "--org", CLINIC, "--password", PASSWORD, "--role", "org_admin")
+    context = browser.new_context(viewport=DESKTOP, locale="zh-CN")
+    context.add_cookies([session_cookie(demo_server, admin)])
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        page.goto(f"{demo_server.url}/appkeys/")
+        page.fill("input[name=name]", "医院HIS")
+        page.check("input[value='dicomweb.read']")
+        page.check("input[value='api.read']")
+        page.click("text=签发密钥 Issue key")
+        assert "不再显示" in page.locator("#secret").inner_text()
+        assert "sk_" in page.locator("#secret").inner_text()
+        shoot(page, tmp_path, "appkeys")
+        page.goto(f"{demo_server.url}/appkeys/")
+        assert page.locator("#secret").count() == 0
+        assert "医院HIS" in page.locator("tbody").inner_text()
+    finally:
+        context.close()

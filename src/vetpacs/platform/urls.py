@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("dicomweb/", include("vetpacs.dicomweb.urls")),
     path("audit/", include("vetpacs.apps.audit.urls")),
+    path("appkeys/", include("vetpacs.apps.appkeys.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("vetpacs.web.urls")),
 ]
