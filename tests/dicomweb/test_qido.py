@@ -365,24 +365,29 @@ def test_the_study_search_costs_the_same_queries_for_one_study_or_many(
 ):
     ingest(build.image())
     # A cold token: the archive generation, the token, its last use, the chain's member clinics, the
-    # page, the page's owners.
-    with django_assert_num_queries(6):
+    # page, its studies' rows and their owners.
+    with django_assert_num_queries(7):
         _get(clinic_client, "studies")
-    # The principal is now cached for a few seconds: the generation, the page and its owners.
-    with django_assert_num_queries(3):
+    # The principal is now cached for a few seconds; the study's result is kept: the generation, the page.
+    with django_assert_num_queries(2):
         _get(clinic_client, "studies", "limit=10")
     ingest(*(build.image(owner=f"Owner{i}") for i in range(8)))
-    with django_assert_num_queries(3):
+    # The archive changed: the generation, the page, its rows, their owners, whatever the page's size.
+    with django_assert_num_queries(4):
         _, body = _get(clinic_client, "studies")
     assert len(body) == 9
     # Matching a name also asks the identity store's blind index whether it is an owner's name.
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):
         _, body = _get(clinic_client, "studies", "PatientName=Lucky")
     assert len(body) == 9
     # The same search again, nothing changed since: the cached answer, after one look at the generation.
     with django_assert_num_queries(1):
         _, again = _get(clinic_client, "studies", "PatientName=Lucky")
     assert again == body
+    # Another search showing the same studies: each study's result is kept, only the page is read.
+    with django_assert_num_queries(3):
+        _, other = _get(clinic_client, "studies", "PatientName=Lucky&limit=50")
+    assert other == body
 
 
 def test_a_thousand_studies_answer_fast(clinic_client, ingest, clinic):
@@ -406,3 +411,17 @@ def test_a_thousand_studies_answer_fast(clinic_client, ingest, clinic):
     assert len(matched) == 100
     assert elapsed < 3.0, f"a 1000-study search took {elapsed:.2f}s"
     assert Series.objects.count() == 1
+
+
+def test_a_kept_study_result_is_rebuilt_once_the_study_changes(clinic_client, other_clinic_client, ingest):
+    first = build.image(owner="王小明", animal="豆豆")
+    ingest(first)
+    _, [before] = _get(clinic_client, "studies", "StudyDate=19000101-")
+    assert _value(before, "00201208") == 1 and _name(before) == "王小明^豆豆"
+    ingest(build.image(study_uid=first.StudyInstanceUID, owner="王小明", animal="豆豆"))
+    # A different search (no whole answer cached) showing the same study sees it as it is now.
+    _, [after] = _get(clinic_client, "studies", "StudyDate=19000102-")
+    assert _value(after, "00201208") == 2 and _name(after) == "王小明^豆豆"
+    # Another clinic's searches never show it, kept or not.
+    _, theirs = _get(other_clinic_client, "studies", "StudyDate=19000102-")
+    assert theirs == []

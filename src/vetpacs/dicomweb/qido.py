@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -14,7 +15,7 @@ from vetpacs.apps.archive.models import Instance, Series, Study
 from vetpacs.apps.identity import services as identity
 from vetpacs.core.errors import Errors, VetpacsError
 from vetpacs.dicom.identity import restore_json
-from vetpacs.dicomweb import matching
+from vetpacs.dicomweb import matching, search_cache
 from vetpacs.dicomweb.matching import INSTANCE, SERIES, STUDY, Search, tag_key, vr_of
 from vetpacs.dicomweb.responses import DICOM_JSON, dicom_json_response, error_response
 from vetpacs.dicomweb.search_cache import cached_search
@@ -106,18 +107,41 @@ _MORE_WARNING = '299 vetpacs: "There are additional results that can be requeste
 @cached_search
 def search_for_studies(request: HttpRequest) -> HttpResponse:
     search = _parse(request, STUDY, (STUDY,))
-    studies = queries.visible_studies(request.principal)  # type: ignore[attr-defined]
+    principal = request.principal  # type: ignore[attr-defined]
+    generation = getattr(request, "archive_generation", None)
+    if generation is None:
+        generation = queries.current_generation()
     studies = (
-        studies.filter(*search.filters)
+        queries.visible_studies(principal)
+        .filter(*search.filters)
         .order_by(F("study_date").desc(nulls_last=True), F("study_time").desc(nulls_last=True), "-id")
-        # Only what a result is built from: the other columns would be converted for nothing.
-        .only(*_STUDY_COLUMNS)
     )
-    page, more = _page(studies, search)
-    originals = _originals(request, page)
+    # The page as (id, organisation, UID) only: most of its studies' results are usually kept already
+    # (search_cache.fragments); only the others are loaded, decrypted and encoded.
+    page, more = _page(studies.values_list("id", "organisation_id", "study_instance_uid"), search)
     root = _service_root(request)
-    results = [_study_json(s, search, originals, root) for s in page]
-    return _respond(results, more)
+    shape = (root, tuple(search.matched_tags), search.include_all, tuple(sorted(search.include_tags)))
+    keys = [(pk, queries.may_see_identity(principal, org), *shape) for pk, org, _ in page]
+    bodies = search_cache.fragments(keys, generation)
+    missing = [key[0] for key, body in zip(keys, bodies, strict=True) if body is None]
+    if missing:
+        # Only what a result is built from: the other columns would be converted for nothing.
+        rows = list(Study.objects.filter(id__in=missing).only(*_STUDY_COLUMNS))
+        originals = _originals(request, rows)
+        built = {s.id: _encoded(_study_json(s, search, originals, root)) for s in rows}
+        keep: dict[search_cache.FragmentKey, bytes] = {}
+        for i, key in enumerate(keys):
+            if bodies[i] is None and key[0] in built:
+                bodies[i] = keep[key] = built[key[0]]
+        search_cache.keep_fragments(keep, generation)
+    # A study deleted between the two statements is left out, as if the page had been read after.
+    resp = HttpResponse(
+        b"[" + b",".join(b for b in bodies if b is not None) + b"]",
+        content_type=f"{DICOM_JSON}; charset=utf-8",
+    )
+    if more:
+        resp["Warning"] = _MORE_WARNING
+    return resp
 
 
 @cached_search
@@ -217,6 +241,11 @@ def _respond(results: list[dict[str, Any]], more: bool) -> HttpResponse:
     if more:
         resp["Warning"] = _MORE_WARNING
     return resp
+
+
+def _encoded(result: dict[str, Any]) -> bytes:
+    # As dicom_json_response encodes a whole answer, so the joined results are the same bytes.
+    return json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _not_found(what: str) -> HttpResponse:

@@ -48,6 +48,8 @@ def cached_search(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         key = (*_key(request), args, tuple(sorted(kwargs.items())))
         generation = current_generation()
+        # The view builds on the same generation (read once, before anything of the index).
+        request.archive_generation = generation  # type: ignore[attr-defined]
         now = time.monotonic()
         with _lock:
             hit = _entries.get(key)
@@ -75,3 +77,43 @@ def cached_search(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
 def clear() -> None:
     with _lock:
         _entries.clear()
+    with _fragments_lock:
+        _fragments.clear()
+
+
+# --- one study's result, encoded, for any search whose page shows it ------------------------------------
+# Searches that differ (another date range, another filter, another offset) mostly show the same studies
+# again: a worklist's newest ones. A study's DICOM JSON result depends on the study's row, its owner's
+# decrypted attributes (for the owning clinic), the service root of RetrieveURL and which attributes the
+# search matched on, so an encoded result is kept under those, and used only while the archive's
+# generation is the one it was built at (like whole answers above).
+
+FRAGMENTS_MAX = 8192
+FragmentKey = tuple[Any, ...]
+_fragments: OrderedDict[FragmentKey, tuple[int, float, bytes]] = OrderedDict()
+_fragments_lock = threading.Lock()
+
+
+def fragments(keys: list[FragmentKey], generation: int) -> list[bytes | None]:
+    """The encoded results kept for these keys at this generation (None where there is none)."""
+    out: list[bytes | None] = []
+    now = time.monotonic()
+    with _fragments_lock:
+        for key in keys:
+            hit = _fragments.get(key)
+            if hit is not None and hit[0] == generation and now - hit[1] < MAX_AGE_SECONDS:
+                _fragments.move_to_end(key)
+                out.append(hit[2])
+            else:
+                out.append(None)
+    return out
+
+
+def keep_fragments(entries: dict[FragmentKey, bytes], generation: int) -> None:
+    now = time.monotonic()
+    with _fragments_lock:
+        for key, body in entries.items():
+            _fragments[key] = (generation, now, body)
+            _fragments.move_to_end(key)
+        while len(_fragments) > FRAGMENTS_MAX:
+            _fragments.popitem(last=False)
