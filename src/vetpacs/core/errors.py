@@ -165,6 +165,9 @@ class Errors:
     REAL_NAME_REQUIRED = ErrorCode(
         "real_name_required", 409, "The user has no verified real name and signing key"
     )
+    REAL_NAME_UNAVAILABLE = ErrorCode(
+        "real_name_unavailable", 503, "The real-name verification service gave no answer; try again later"
+    )
 
 
 class VetpacsError(Exception):

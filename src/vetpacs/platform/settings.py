@@ -238,8 +238,14 @@ VETPACS_SMS = {
     "region": env("SMS_REGION") or "",
     "endpoint": env("SMS_ENDPOINT") or "",  # overrides the vendor's host (tests, private endpoints)
 }
-# Real-name verification (R-6.2.7a): "development" (checksum only) until a vendor adapter is configured.
+# Real-name verification (R-6.2.7a): "development" (checksum only; never in production) or
+# "tencent" (Tencent Cloud FaceID IdCardVerification, with these credentials).
 VETPACS_REAL_NAME_PROVIDER = env("REAL_NAME_PROVIDER") or "development"
+VETPACS_REAL_NAME = {
+    "secret_id": env("REAL_NAME_SECRET_ID") or "",
+    "secret_key": env("REAL_NAME_SECRET_KEY") or "",
+    "endpoint": env("REAL_NAME_ENDPOINT") or "",  # overrides the vendor's host (tests, private endpoints)
+}
 # Single sign-on (R-8.2d): providers are rows (allauth SocialApp linked to an organisation by
 # apps/sso); sign-up happens only through a configured organisation's provider. An e-mail address
 # from an identity provider never joins an existing account (no takeover by a provider's claim).

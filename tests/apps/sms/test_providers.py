@@ -9,7 +9,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from vetpacs.apps.sms import services, signing
+from vetpacs.apps.sms import services
+from vetpacs.core import cloud_signing as signing
 from vetpacs.core.errors import VetpacsError
 
 SECRET = "local-test-secret"  # noqa: S105

@@ -57,8 +57,21 @@ def verify_real_name(*, user, name: str, id_number: str, ip: str | None = None) 
         raise VetpacsError(Errors.ID_NUMBER_INVALID, problem)
     if not name:
         raise VetpacsError(Errors.BAD_REQUEST, "姓名不能为空 / the name is required")
-    provider = providers.provider(settings.VETPACS_REAL_NAME_PROVIDER)
-    answer = provider.verify(name=name, id_number=number)
+    provider = providers.provider(
+        settings.VETPACS_REAL_NAME_PROVIDER, getattr(settings, "VETPACS_REAL_NAME", {})
+    )
+    try:
+        answer = provider.verify(name=name, id_number=number)
+    except providers.RealNameUnavailable as exc:
+        audit.record(
+            "realname.unavailable",
+            user_id=user.pk,
+            ip=ip,
+            target=f"user:{user.pk}",
+            result="failed",
+            detail={"provider": provider.name, "reason": str(exc)[:200]},
+        )
+        raise VetpacsError(Errors.REAL_NAME_UNAVAILABLE, str(exc)) from exc
     now = timezone.now()
     with transaction.atomic():
         check = RealNameVerification.objects.create(

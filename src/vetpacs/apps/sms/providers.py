@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from vetpacs.apps.sms import signing
+from vetpacs.core import cloud_signing as signing
 
 log = logging.getLogger("vetpacs.sms")
 

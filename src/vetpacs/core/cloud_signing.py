@@ -1,4 +1,4 @@
-"""Request signing of the SMS vendors, as their documentation specifies (pure functions, no I/O).
+"""Request signing of the Chinese cloud vendors (SMS, real-name checks), as their documentation specifies.
 
 - Aliyun (dysmsapi, RPC style): signature version 1.0, HMAC-SHA1 over
   "METHOD&%2F&" + percent-encoded canonical query, key = AccessKeySecret + "&" (Aliyun SMS "HTTP

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from vetpacs.apps.sms.signing import aliyun_signature, aliyun_string_to_sign, tencent_tc3
+from vetpacs.core.cloud_signing import aliyun_signature, aliyun_string_to_sign, tencent_tc3
 
 # Aliyun SMS, "HTTP协议及签名" (help.aliyun.com/document_detail/56189): the SendSms example.
 ALIYUN_SMS_EXAMPLE = {
