@@ -158,7 +158,7 @@ def _page(snap: Snapshot, token: str) -> str:
     if snap.failures:
         alert = (
             f"<div class='alert'><strong>上传失败 / Upload failed</strong> ({snap.failures}): "
-            f"{html.escape(snap.last_failure)}</div>"
+            f"{html.escape(snap.last_failure.removeprefix('上传失败 / upload failed: '))}</div>"
         )
     values = {
         "version": html.escape(snap.version),
