@@ -80,3 +80,21 @@ def test_administrator_sets_up_totp_then_logs_in_with_a_code_in_chinese(page, de
     page.wait_for_url(f"{demo_server.url}/")
     assert USERNAME in page.locator("header").inner_text()
     shoot(page, tmp_path, "after-login")
+
+
+@pytest.mark.requirement("R-7.3.2.1e")
+def test_administrator_pages_read_in_chinese_on_desktop_and_phone(page, demo_server, tmp_path):
+    log_in(page, demo_server.url)  # the demo user is the demo clinic's administrator
+    page.wait_for_url(f"{demo_server.url}/")
+    for path, heading in (
+        ("/accounts/manage/", "成员管理"),
+        ("/accounts/manage/review/", "权限审查"),
+        ("/accounts/manage/roles/", "角色与权限"),
+        ("/accounts/manage/security/", "安全事件"),
+    ):
+        page.goto(f"{demo_server.url}{path}")
+        assert heading in page.locator("main h2").first.inner_text()
+        shoot(page, tmp_path, path.strip("/").replace("/", "-"))
+    page.goto(f"{demo_server.url}/accounts/manage/review/")
+    row = page.locator("tr[data-user='demo']")
+    assert "机构管理员" in row.inner_text()
