@@ -145,7 +145,7 @@ def roles(request: HttpRequest) -> HttpResponse:
         except services.AccountError as exc:
             form.add_error(None, f"{exc.zh} {exc.en}")
     custom = Role.objects.filter(organisation=org).order_by("name")
-    builtin = list(workflow.BUILTIN_ROLES.values())
+    builtin = [(r, sorted(r.permissions)) for r in workflow.BUILTIN_ROLES.values()]
     return render(
         request,
         "accounts/roles.html",
