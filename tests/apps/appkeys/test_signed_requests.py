@@ -121,6 +121,9 @@ def test_a_replayed_request_is_refused_the_second_time(app_key):
     assert first.status_code == 200
     assert again.status_code == 401
     assert again.json()["type"] == "urn:vetpacs:error:nonce_reused"
+    refused = AuditEvent.objects.get(action="appkey.request_refused")
+    assert refused.result == "denied" and refused.detail["code"] == "nonce_reused"
+    assert refused.organisation_id == key.organisation_id
 
 
 @pytest.mark.requirement("R-7.3.4.3b")

@@ -127,7 +127,35 @@ def is_signed(request: HttpRequest) -> bool:
 
 
 def authenticate_signed(request: HttpRequest) -> Principal:
-    """The principal of a correctly signed, fresh, first-seen request; VetpacsError (401/403) otherwise."""
+    """The principal of a correctly signed, fresh, first-seen request; VetpacsError (401/403) otherwise.
+
+    A refused request naming one of our keys is audited (appkey.request_refused) for the key's
+    organisation: a replay, an expired or forged signature is a security signal (R-7.3.2.2a).
+    """
+    try:
+        return _authenticate_signed(request)
+    except VetpacsError as exc:
+        _record_refusal(request, exc)
+        raise
+
+
+def _record_refusal(request: HttpRequest, exc: VetpacsError) -> None:
+    parsed = workflow.parse_authorization(request.headers.get("Authorization", ""))
+    key = AppKey.objects.filter(key_id=parsed[0]).only("organisation_id").first() if parsed else None
+    if key is None:  # junk naming no key of ours: nothing to attribute, and no log flooding
+        return
+    audit.record(
+        "appkey.request_refused",
+        organisation_id=key.organisation_id,
+        actor=f"appkey:{parsed[0]}" if parsed else "",
+        ip=request.META.get("REMOTE_ADDR"),
+        target=f"appkey:{parsed[0]}" if parsed else "",
+        result="denied",
+        detail={"code": exc.code, "method": request.method, "path": request.path[:200]},
+    )
+
+
+def _authenticate_signed(request: HttpRequest) -> Principal:
     parsed = workflow.parse_authorization(request.headers.get("Authorization", ""))
     if parsed is None:
         raise VetpacsError(
