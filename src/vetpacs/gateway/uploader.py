@@ -191,17 +191,41 @@ class GatewayTusUploader(_TusUploader):  # type: ignore[misc]
             raise TransientError(f"{what}: HTTP {resp.status_code} {_problem(resp)}")
 
     def create_url(self) -> str:
+        """tus creation-with-upload: the POST carries the first chunk, so a small file needs one round trip.
+
+        Sets offset (and the confirmation, when that chunk was the whole file) from the answer.
+        """
+        stream = self.get_file_stream()
+        stream.seek(0)
+        chunk = stream.read(min(self.chunk_size, self.get_file_size()))
+        digest = b64encode(hashlib.sha256(chunk).digest()).decode("ascii")
+        headers = {
+            **self.get_url_creation_headers(),
+            "Content-Type": "application/offset+octet-stream",
+            "Upload-Checksum": f"sha256 {digest}",
+        }
         try:
             resp = self.session.post(
-                self.client.url, headers=self.get_url_creation_headers(), timeout=self.timeout_s
+                self.client.url, data=_Body(chunk, self.bucket), headers=headers, timeout=self.timeout_s
             )
         except requests.RequestException as exc:
             raise TransientError(f"creating the upload: {_why(exc)}") from None
         self._check(resp, "creating the upload")
         location = resp.headers.get("location")
-        if resp.status_code != 201 or not location:
+        if not location:
             raise RefusedError(f"creating the upload: HTTP {resp.status_code} {_problem(resp)}")
-        return urljoin(str(self.client.url), location)
+        url = urljoin(str(self.client.url), location)
+        self.url = url
+        if resp.status_code == 201:
+            self.offset = int(resp.headers.get("upload-offset") or 0)
+            if resp.headers.get("vetpacs-ingest"):
+                self.ingest = resp.headers["vetpacs-ingest"]
+            self.on_progress(self.offset)
+        else:
+            # Created, but the first chunk was not taken (460: damaged on the way): resume from HEAD.
+            log.warning("first chunk of %s not taken (HTTP %s); resuming", url, resp.status_code)
+            self.offset = self.head() or 0
+        return url
 
     def head(self) -> int | None:
         """The platform's confirmed offset (None: the upload is gone); notes a confirmation."""
@@ -424,11 +448,12 @@ class UploadService:
                     up.url = None
                 else:
                     up.offset = offset
-            if not up.url:
-                up.url = up.create_url()
-                up.offset = 0
-                self.queue.record_step(entry.id, "upload_created", up.url, upload_url=up.url)
             size = up.get_file_size()
+            if not up.url:
+                if size <= up.chunk_size:
+                    self.queue.set_state_if(entry.id, (UPLOADING,), VERIFYING)
+                url = up.create_url()
+                self.queue.record_step(entry.id, "upload_created", url, upload_url=url)
             while up.ingest is None:
                 if up.offset >= size:
                     # Every byte is there but no outcome was recorded (a crash at the end): an empty
@@ -443,8 +468,7 @@ class UploadService:
                 try:
                     up.upload_chunk()
                 except _Gone:
-                    up.url = up.create_url()
-                    up.offset = 0
+                    up.create_url()
                     self.queue.record_step(
                         entry.id, "upload_created", f"{up.url} (the old one was gone)", upload_url=up.url
                     )
