@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from django.utils import timezone
 from pydicom.dataset import Dataset
 from pydicom.uid import JPEGLSLossless, generate_uid
 
@@ -33,7 +34,7 @@ def calibration_radiograph() -> Dataset:
         study_uid=CALIBRATION_STUDY,
         pixels=_pixels(),
         modality="DX",
-        StudyDate="20261204",
+        StudyDate=timezone.localdate().strftime("%Y%m%d"),  # the worklist's "today" (the server's zone)
         StudyTime="120000",
         StudyDescription="Ruler 标尺",
         AccessionNumber="BR-RULER",
