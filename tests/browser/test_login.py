@@ -98,3 +98,52 @@ def test_administrator_pages_read_in_chinese_on_desktop_and_phone(page, demo_ser
     page.goto(f"{demo_server.url}/accounts/manage/review/")
     row = page.locator("tr[data-user='demo']")
     assert "机构管理员" in row.inner_text()
+
+
+@pytest.mark.requirement("R-6.2.6.3")
+def test_a_security_key_is_added_and_then_asked_for_at_login(browser, demo_server, tmp_path):
+    """WebAuthn with Chromium's virtual authenticator; http://localhost is a secure context and a
+    valid relying-party id (an IP address is neither)."""
+    demo_server.run_cli(
+        "create-user", "key-vet", "--org", CLINIC, "--password", PASSWORD, "--role", "radiologist"
+    )
+    base = demo_server.url.replace("127.0.0.1", "localhost")
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        cdp = context.new_cdp_session(page)
+        cdp.send("WebAuthn.enable")
+        authenticator = cdp.send(
+            "WebAuthn.addVirtualAuthenticator",
+            {
+                "options": {
+                    "protocol": "ctap2",
+                    "transport": "usb",
+                    "hasResidentKey": True,
+                    "hasUserVerification": True,
+                    "isUserVerified": True,
+                    "automaticPresenceSimulation": True,
+                }
+            },
+        )
+        log_in(page, base, "key-vet", PASSWORD)
+        page.wait_for_url(f"{base}/")
+        page.goto(f"{base}/accounts/2fa/webauthn/add/")
+        page.fill("#id_name", "办公室钥匙 Office key")
+        page.click("#mfa_webauthn_add")
+        page.wait_for_url(lambda url: "/webauthn/add/" not in url)
+        shoot(page, tmp_path, "webauthn-added")
+        stored = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator["authenticatorId"]})
+        assert len(stored["credentials"]) == 1
+
+        page.goto(f"{base}/")
+        page.locator("header form[action='/logout/'] button").click()
+        page.wait_for_url("**/login/**")
+        log_in(page, base, "key-vet", PASSWORD)
+        page.wait_for_url("**/accounts/2fa/authenticate/**")
+        page.click("#mfa_webauthn_authenticate")
+        page.wait_for_url(f"{base}/")
+        assert "key-vet" in page.locator("header").inner_text()
+    finally:
+        context.close()
