@@ -31,7 +31,8 @@ SESSION_ONLY_MIDDLEWARE = frozenset(
         "vetpacs.apps.accounts.middleware.AccountPolicyMiddleware",
     }
 )
-BEARER_PREFIXES = ("/dicomweb/",)
+# DICOMweb, and the gateways' device endpoint (3000 gateways beating every 15 s, R-8.3a).
+BEARER_PREFIXES = ("/dicomweb/", "/api/v1/devices/")
 
 
 def _handler_without(skipped: frozenset[str]) -> WSGIHandler:

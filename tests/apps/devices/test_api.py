@@ -119,3 +119,27 @@ def test_gateway_uploads_records_and_the_clinic_reads_them(gateway_client, clini
     assert _post(gateway_client, "/api/v1/devices/records", body).status_code == 201
     rows = clinic_client.get("/api/v1/devices/records?patient_id=P-1").json()["records"]
     assert rows[0]["data"]["species"] == "Feline"
+
+
+def test_heartbeat_through_the_platforms_wsgi_entry_point_skips_session_middleware(enrolled):
+    import io
+    from wsgiref.util import setup_testing_defaults
+
+    from vetpacs.platform import wsgi
+
+    body = json.dumps({"queue_depth": 9}).encode()
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/api/v1/devices/heartbeat",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "HTTP_AUTHORIZATION": f"Bearer {enrolled['secret']}",
+        "wsgi.input": io.BytesIO(body),
+    }
+    setup_testing_defaults(environ)
+    status = []
+    chunks = wsgi.application(environ, lambda s, h, exc=None: status.append((s, dict(h))))
+    reply = json.loads(b"".join(chunks))
+    assert status[0][0].startswith("200") and reply["commands"] == []
+    assert "Set-Cookie" not in status[0][1] and "Vary" not in status[0][1]  # no session, no language
+    assert Gateway.objects.get().queue_depth == 9
