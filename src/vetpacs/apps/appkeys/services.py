@@ -187,7 +187,7 @@ def _authenticate_signed(request: HttpRequest) -> Principal:
     secret = crypto.open_sealed(_sealing_key(), bytes(key.sealed_secret), _aad(key.key_id)).decode()
     text = workflow.string_to_sign(
         method=request.method or "GET",
-        path=request.META.get("PATH_INFO", request.path),
+        path=request.path,  # percent-decoded, as the client signs it (docs/api-signing.md)
         query_string=request.META.get("QUERY_STRING", ""),
         timestamp=timestamp,
         nonce=nonce,

@@ -4,7 +4,7 @@ A client builds the same canonical string (docs/api-signing.md has a Python exam
 
     VP1-HMAC-SHA256
     <METHOD>
-    <path, exactly as sent, percent-encoded>
+    <path, percent-decoded (UTF-8), e.g. /dicomweb/studies>
     <canonical query: pairs sorted, each name and value RFC 3986 encoded, joined by &>
     <timestamp: Unix seconds>
     <nonce>
@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote
 
 ALGORITHM = "VP1-HMAC-SHA256"
 TIMESTAMP_HEADER = "X-Vetpacs-Timestamp"
@@ -89,11 +89,14 @@ def sign_headers(
     timestamp: int,
     nonce: str,
 ) -> dict[str, str]:
-    """The headers a client adds to sign one request (what docs/api-signing.md shows)."""
+    """The headers a client adds to sign one request (what docs/api-signing.md shows).
+
+    `path` as it appears in the URL; it is signed percent-decoded.
+    """
     body_sha256 = hashlib.sha256(body).hexdigest()
     text = string_to_sign(
         method=method,
-        path=path,
+        path=unquote(path),
         query_string=query_string,
         timestamp=str(timestamp),
         nonce=nonce,
