@@ -38,35 +38,11 @@ def require_csrf(request: HttpRequest, what: str) -> None:
 
 
 def has_permission(user_id: int | None, organisation_id: int, code: str) -> bool:
-    """Whether a user holds a permission (accounts' catalogue, e.g. "audit.view") in an organisation.
-
-    Uses accounts.services.has_permission when the accounts app provides it (custom roles, chains);
-    until then, the user's active membership roles in that organisation through the built-in roles.
-    """
+    """Whether a user holds a permission (accounts' catalogue, e.g. "audit.view") in an organisation:
+    accounts.services.has_permission (built-in and custom roles, chains, disabled memberships)."""
     if user_id is None:
         return False
-    try:
-        from vetpacs.apps.accounts import services as accounts  # noqa: PLC0415 - optional until it lands
-    except ImportError:
-        accounts = None  # type: ignore[assignment]
-    if accounts is not None and hasattr(accounts, "has_permission"):
-        return bool(accounts.has_permission(user_id=user_id, organisation_id=organisation_id, code=code))
-    from vetpacs.apps.accounts import workflow  # noqa: PLC0415
-    from vetpacs.apps.orgs.models import Membership  # noqa: PLC0415
+    # Imported here: accounts.services imports orgs, and orgs.auth is imported by every HTTP surface.
+    from vetpacs.apps.accounts import services as accounts  # noqa: PLC0415
 
-    memberships = Membership.objects.filter(user_id=user_id, organisation_id=organisation_id)
-    if any(f.name == "is_active" for f in Membership._meta.get_fields()):
-        memberships = memberships.filter(is_active=True)
-    roles = set(memberships.values_list("role", flat=True))
-    role_permissions = getattr(workflow, "role_permissions", None)
-    if role_permissions is not None:
-        return any(code in role_permissions(role) for role in roles)
-    return bool(roles & _FALLBACK_ROLES.get(code, set()))
-
-
-# Before the accounts app's role catalogue exists: the roles that hold the permissions used here.
-_FALLBACK_ROLES = {
-    "audit.view": {"auditor", "audit_admin", "org_admin", "platform_admin"},
-    "audit.export": {"auditor", "audit_admin", "org_admin", "platform_admin"},
-    "appkey.manage": {"org_admin", "security_admin", "platform_admin"},
-}
+    return bool(accounts.has_permission(user_id=user_id, organisation_id=organisation_id, code=code))
