@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["dicomweb_throughput.py"]
+BENCHES = ["dicomweb_throughput.py", "page_load.py"]
 
 if __name__ == "__main__":
     failed = 0
