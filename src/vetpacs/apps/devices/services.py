@@ -122,7 +122,7 @@ def _issue_code(gateway: Gateway, ttl_hours: int | None) -> str:
 
 
 def enrol(*, code: str, hostname: str = "", version: str = "", ip: str | None = None) -> dict[str, Any]:
-    """Exchange a one-time code for the gateway's credentials; the code is spent whatever follows."""
+    """Exchange a one-time code for the gateway's credentials; the code is spent only if this succeeds."""
     if not workflow.looks_like_code(code):
         raise VetpacsError(Errors.ENROLMENT_CODE_INVALID, "the enrolment code is not well-formed")
     now = timezone.now()
@@ -315,27 +315,40 @@ def heartbeat(*, secret: str, status: dict[str, Any], ip: str | None = None) -> 
     }
 
 
+_hot_sql: dict[tuple[str, tuple[str, ...]], str] = {}  # (database vendor, columns) -> statement
+
+
+def _hot_statement(columns: tuple[str, ...]) -> str:
+    key = (connection.vendor, columns)
+    sql = _hot_sql.get(key)
+    if sql is None:
+        from vetpacs.apps.orgs.models import ApiToken
+
+        qn = connection.ops.quote_name
+        g, t = Gateway._meta, ApiToken._meta
+        # Only quoted table and column names from the models go into the text; every value is a parameter.
+        assignments = ", ".join(f"{qn(g.get_field(c).column)} = %s" for c in columns)
+        sql = _hot_sql[key] = (
+            f"UPDATE {qn(g.db_table)} SET {assignments}"  # noqa: S608
+            f" WHERE {qn('id')} = %s AND {qn('state')} = %s AND {qn('token_id')} IN"
+            f" (SELECT {qn('id')} FROM {qn(t.db_table)} WHERE {qn('id')} = %s AND {qn('revoked_at')} IS NULL"
+            f" AND ({qn('expires_at')} IS NULL OR {qn('expires_at')} > %s))"
+            f" RETURNING {qn('commands_waiting')}"
+        )
+    return sql
+
+
 def _hot_update(hot: tuple[int, int, int], fields: dict[str, Any]) -> bool | None:
     """Write the beat if the gateway is online and its token live; None when no row matched."""
-    from vetpacs.apps.orgs.models import ApiToken
-
     gateway_id, _, token_id = hot
-    qn = connection.ops.quote_name
-    g, t = Gateway._meta, ApiToken._meta
-    columns = list(fields)
+    g = Gateway._meta
+    columns = tuple(fields)
     values = [g.get_field(c).get_db_prep_save(fields[c], connection) for c in columns]
     now = g.get_field("last_seen_at").get_db_prep_save(fields["last_seen_at"], connection)
-    # Only quoted table and column names from the models go into the text; every value is a parameter.
-    assignments = ", ".join(f"{qn(g.get_field(c).column)} = %s" for c in columns)
-    sql = (
-        f"UPDATE {qn(g.db_table)} SET {assignments}"  # noqa: S608
-        f" WHERE {qn('id')} = %s AND {qn('state')} = %s AND {qn('token_id')} IN"
-        f" (SELECT {qn('id')} FROM {qn(t.db_table)} WHERE {qn('id')} = %s AND {qn('revoked_at')} IS NULL"
-        f" AND ({qn('expires_at')} IS NULL OR {qn('expires_at')} > %s))"
-        f" RETURNING {qn('commands_waiting')}"
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, gateway_id, Gateway.State.ONLINE.value, token_id, now])
+        cursor.execute(
+            _hot_statement(columns), [*values, gateway_id, Gateway.State.ONLINE.value, token_id, now]
+        )
         row = cursor.fetchone()
     return None if row is None else bool(row[0])
 
