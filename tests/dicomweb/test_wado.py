@@ -646,3 +646,20 @@ def test_after_the_clinics_keys_are_destroyed_a_repeat_retrieval_no_longer_carri
     [got] = _datasets(clinic_client.get(_url(ds), HTTP_ACCEPT=ANY))
     assert got.ResponsiblePerson != "Zhang" and str(got.ResponsiblePerson).startswith("ANON")
     assert np.array_equal(got.pixel_array, ds.pixel_array)
+
+
+def test_prepared_instances_stay_within_their_memory_bound(ingest, clinic_client, monkeypatch):
+    from vetpacs.dicomweb import wado
+
+    datasets = [build.image(owner=f"Owner{i}") for i in range(4)]
+    ingest(*datasets)
+    [got] = _datasets(clinic_client.get(_url(datasets[0]), HTTP_ACCEPT=ANY))
+    [(_, entry)] = wado._prepared.items()
+    assert entry.head, "the owner's header is kept re-identified"
+    monkeypatch.setattr(wado, "PREPARED_MAX_TOTAL_BYTES", 2 * len(entry.head) + 1)
+    for ds in datasets:
+        [got] = _datasets(clinic_client.get(_url(ds), HTTP_ACCEPT=ANY))
+        assert got.ResponsiblePerson == ds.ResponsiblePerson
+    assert len(wado._prepared) == 2
+    assert wado._prepared_bytes == sum(len(e.head) for e in wado._prepared.values())
+    assert list(wado._prepared)[-1][0] == datasets[-1].SOPInstanceUID, "the least recently used go first"

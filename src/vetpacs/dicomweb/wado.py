@@ -359,7 +359,8 @@ def _instance_chunks(instance: Instance, target: str, originals: dict[str, Any] 
 # the retrieval is audited every time, exactly as without the cache.
 
 PREPARED_MAX_ENTRIES = 4096
-PREPARED_MAX_HEAD_BYTES = 64 * 1024
+PREPARED_MAX_HEAD_BYTES = 64 * 1024  # a header larger than this is rebuilt each time
+PREPARED_MAX_TOTAL_BYTES = 32 * 1024 * 1024  # all kept headers of one process together
 PREPARED_MAX_AGE_SECONDS = 30.0
 
 
@@ -382,8 +383,8 @@ class _Prepared:
         """The body in pieces; None if the blob is gone or not what it was (then the entry is not used)."""
         try:
             rest = blobs.store().open_range(self.blob_key, self.offset, self.blob_size)
-        except VetpacsError:
-            return None
+        except (VetpacsError, OSError):
+            return None  # the full path reads the blob again and reports what is wrong
         if len(rest) != self.blob_size - self.offset:
             return None
         return [self.head, rest] if self.head else [rest]
@@ -391,21 +392,28 @@ class _Prepared:
 
 _prepared: OrderedDict[tuple[str, frozenset[int]], _Prepared] = OrderedDict()
 _prepared_lock = threading.Lock()
+_prepared_bytes = 0
 
 
 def clear_prepared() -> None:
+    global _prepared_bytes  # noqa: PLW0603 - the cache's size, kept with it under its lock
     with _prepared_lock:
         _prepared.clear()
+        _prepared_bytes = 0
 
 
 def _remember(key: tuple[str, frozenset[int]], entry: _Prepared) -> None:
+    global _prepared_bytes  # noqa: PLW0603
     if len(entry.head) > PREPARED_MAX_HEAD_BYTES:
         return
     with _prepared_lock:
+        old = _prepared.pop(key, None)
+        _prepared_bytes -= len(old.head) if old else 0
         _prepared[key] = entry
-        _prepared.move_to_end(key)
-        while len(_prepared) > PREPARED_MAX_ENTRIES:
-            _prepared.popitem(last=False)
+        _prepared_bytes += len(entry.head)
+        while len(_prepared) > PREPARED_MAX_ENTRIES or _prepared_bytes > PREPARED_MAX_TOTAL_BYTES:
+            _, dropped = _prepared.popitem(last=False)
+            _prepared_bytes -= len(dropped.head)
 
 
 def _prepared_key(request: HttpRequest, instance: str) -> tuple[str, frozenset[int]]:
