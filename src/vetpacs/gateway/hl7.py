@@ -3,8 +3,8 @@
 Every message is answered: AA once the record is stored (fsynced in records.sqlite3), AE with the
 reason when it cannot be used (an unsupported type, no Patient ID), so the HIS can show or resend.
 Field mapping (HL7 v2.5): PID-3 Patient ID, PID-5 name, PID-7 birth date, PID-8 sex, PID-35 species,
-PID-36 breed, NK1-2 owner (responsible person); ORC-12/OBR-16 requesting vet, OBR-18, IPC-1 or
-ORC-3 accession, OBR-4 the requested procedure.
+PID-36 breed, NK1-2/4/5 owner (responsible person), address and phone; ORC-12/OBR-16 requesting
+vet, OBR-18, IPC-1 or ORC-3 accession, OBR-4 the requested procedure.
 """
 
 from __future__ import annotations
@@ -83,6 +83,8 @@ def to_record(msg: hl7.Message) -> tuple[str, str, dict[str, str]]:
     try:
         msg.segment("NK1")
         fields["owner"] = _person(msg, "NK1.2")
+        fields["owner_phone"] = _get(msg, "NK1.5.1")
+        fields["owner_address"] = " ".join(filter(None, (_get(msg, f"NK1.4.{c}") for c in (1, 2, 3, 4))))
     except KeyError:
         pass
     if kind == "order":

@@ -35,6 +35,8 @@ FIELDS = (
     "species",
     "breed",
     "owner",
+    "owner_phone",
+    "owner_address",
     "referring_physician_name",
     "accession_number",
     "study_description",
@@ -49,6 +51,8 @@ _ENRICH = {
     "species": "PatientSpeciesDescription",
     "breed": "PatientBreedDescription",
     "owner": "ResponsiblePerson",
+    "owner_phone": "PatientTelephoneNumbers",
+    "owner_address": "PatientAddress",
     "referring_physician_name": "ReferringPhysicianName",
     "study_description": "StudyDescription",
 }
@@ -64,6 +68,9 @@ _COLUMN_ALIASES = {
     "物种": "species",
     "品种": "breed",
     "主人": "owner",
+    "主人电话": "owner_phone",
+    "电话": "owner_phone",
+    "地址": "owner_address",
     "检查号": "accession_number",
     "申请医生": "referring_physician_name",
 }

@@ -210,3 +210,32 @@ def test_record_without_patient_id_is_refused(enrolled):
     with pytest.raises(VetpacsError) as err:
         services.store_records(token_id=_token_id(enrolled), records=[{"kind": "order", "source_id": "x"}])
     assert "patient_id" in err.value.detail
+
+
+@pytest.mark.requirement("R-6.1.2")
+def test_owner_identity_in_a_record_is_stored_encrypted_and_shown_to_the_clinic(enrolled, clinic):
+    from vetpacs.apps.devices.models import Record
+    from vetpacs.apps.orgs.services import Principal, visible_organisation_ids
+
+    rec = {
+        "kind": "patient",
+        "source_id": "hl7:HIS:9",
+        "patient_id": "P-9",
+        "data": {
+            "patient_name": "张^咪咪",
+            "owner": "张三",
+            "owner_phone": "13800138000",
+            "species": "Feline",
+        },
+    }
+    services.store_records(token_id=_token_id(enrolled), records=[rec])
+    stored = Record.objects.get().data
+    assert (
+        "张三" not in str(stored) and "13800138000" not in str(stored) and "张" not in stored["patient_name"]
+    )
+    assert stored["owner"].startswith("ANON") and stored["patient_name"] == f"{stored['owner']}^咪咪"
+    principal = Principal(organisation_ids=frozenset(visible_organisation_ids([clinic.id])), label="test")
+    (shown,) = services.read_records(principal, patient_id="P-9")
+    assert shown["data"]["owner"] == "张三" and shown["data"]["owner_phone"] == "13800138000"
+    assert shown["data"]["patient_name"] == "张三^咪咪"
+    assert AuditEvent.objects.filter(action="record.viewed").exists()

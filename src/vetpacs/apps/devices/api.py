@@ -119,27 +119,13 @@ def records(request: HttpRequest) -> HttpResponse:
         rows = body.get("records") if isinstance(body, dict) else None
         result = services.store_records(token_id=principal.token_id, records=rows or [], ip=_ip(request))
         return JsonResponse(result, status=201)
-    qs = services.records_for(
-        principal.organisation_ids,
+    rows = services.read_records(
+        principal,
         patient_id=request.GET.get("patient_id", ""),
         accession_number=request.GET.get("accession_number", ""),
-    )[:200]
-    return JsonResponse(
-        {
-            "records": [
-                {
-                    "id": r.id,
-                    "kind": r.kind,
-                    "source_id": r.source_id,
-                    "patient_id": r.patient_id,
-                    "accession_number": r.accession_number,
-                    "data": r.data,
-                    "updated_at": r.updated_at.isoformat(),
-                }
-                for r in qs
-            ]
-        }
+        ip=_ip(request),
     )
+    return JsonResponse({"records": rows})
 
 
 # -- administration ---------------------------------------------------------------------------------

@@ -533,6 +533,7 @@ def store_records(*, token_id: int | None, records: list[Any], ip: str | None = 
     created = updated = 0
     with transaction.atomic():
         for r in clean:
+            r["data"] = _pseudonymise(organisation_id, r["data"])
             _, made = Record.objects.update_or_create(
                 organisation_id=organisation_id,
                 source_id=r["source_id"],
@@ -581,6 +582,66 @@ def _clean_record(r: Any, index: int) -> dict[str, Any]:
     return out
 
 
+# Record fields that name the owner (DICOM Responsible Person) or reach them.
+_OWNER_KEYS = ("owner", "owner_phone", "owner_address")
+
+
+def _pseudonymise(organisation_id: int, data: dict[str, Any]) -> dict[str, Any]:
+    """Owner identity out of the record, into the identity store (encrypted), a pseudonym in its place.
+
+    As for DICOM (dicom/identity.py): the owner is `owner`, and in 'Owner^Pet' the family name of
+    `patient_name` is the owner's too. The record keeps the pseudonym; the owning clinic reads the
+    originals back through identity.reveal_owner.
+    """
+    from pydicom.valuerep import PersonName
+
+    from vetpacs.apps.identity import services as identity
+
+    out = dict(data)
+    patient = PersonName(str(out.get("patient_name") or ""))
+    name = str(out.get("owner") or "").strip() or str(patient.family_name or "").strip()
+    fields = {
+        "name": name,
+        "phone": str(out.get("owner_phone") or "").strip(),
+        "address": str(out.get("owner_address") or "").strip(),
+    }
+    owner = identity.find_or_create_owner(organisation_id=organisation_id, fields=fields)
+    if owner is None:
+        return out
+    for key in _OWNER_KEYS:
+        out.pop(key, None)
+    out["owner"] = owner.pseudonym
+    if patient.family_name:
+        out["patient_name"] = (
+            f"{owner.pseudonym}^{patient.given_name}" if patient.given_name else owner.pseudonym
+        )
+    return out
+
+
+def reveal_record(data: dict[str, Any], organisation_id: int) -> dict[str, Any]:
+    """A record's data with the owner's identity restored, for users of the owning clinic."""
+    from vetpacs.apps.identity import services as identity
+    from vetpacs.apps.identity.models import Owner
+
+    pseudonym = data.get("owner")
+    if not pseudonym:
+        return data
+    owner = Owner.objects.filter(organisation_id=organisation_id, pseudonym=pseudonym).first()
+    if owner is None:
+        return data
+    clear = identity.reveal_owner(owner)
+    out = dict(data)
+    out["owner"] = clear["name"]
+    if clear.get("phone"):
+        out["owner_phone"] = clear["phone"]
+    if clear.get("address"):
+        out["owner_address"] = clear["address"]
+    name = str(out.get("patient_name") or "")
+    if name == pseudonym or name.startswith(pseudonym + "^"):
+        out["patient_name"] = clear["name"] + name[len(pseudonym) :]
+    return out
+
+
 def records_for(
     organisation_ids: frozenset[int] | set[int], *, patient_id: str = "", accession_number: str = ""
 ):  # noqa: ANN201
@@ -590,3 +651,37 @@ def records_for(
     if accession_number:
         qs = qs.filter(accession_number=accession_number)
     return qs
+
+
+def read_records(
+    principal: orgs.Principal, *, patient_id: str = "", accession_number: str = "", ip: str | None = None
+) -> list[dict[str, Any]]:
+    """Records the caller may see (at most 200, newest first), owner identity restored; audited."""
+    rows = list(
+        records_for(principal.organisation_ids, patient_id=patient_id, accession_number=accession_number)[
+            :200
+        ]
+    )
+    out = [
+        {
+            "id": r.id,
+            "kind": r.kind,
+            "source_id": r.source_id,
+            "patient_id": r.patient_id,
+            "accession_number": r.accession_number,
+            "data": reveal_record(r.data, r.organisation_id),
+            "updated_at": r.updated_at.isoformat(),
+        }
+        for r in rows
+    ]
+    if rows:
+        audit.record(
+            "record.viewed",
+            organisation_id=rows[0].organisation_id,
+            user_id=principal.user_id,
+            actor=principal.label,
+            target=f"records:{patient_id or accession_number or '*'}",
+            ip=ip,
+            detail={"count": len(rows)},
+        )
+    return out
