@@ -45,3 +45,20 @@ def test_other_clinics_admin_gets_404_on_the_command_route(enrolled, other_clini
     gateway = Gateway.objects.get()
     assert client.post(f"/devices/{gateway.id}/command", {"kind": "retry_all"}).status_code == 404
     assert gateway.key_id not in client.get("/devices/").content.decode()
+
+
+def test_new_code_button_shows_a_fresh_code_and_the_old_one_stops_working(admin_client, registered):
+    from vetpacs.core.errors import VetpacsError
+
+    gateway, old_code = registered
+    html = admin_client.post(f"/devices/{gateway.id}/command", {"kind": "new_code"}).content.decode()
+    assert "vetpacs-gateway enroll --url" in html
+    with pytest.raises(VetpacsError):
+        services.enrol(code=old_code)
+
+
+def test_revoke_button_revokes(admin_client, enrolled):
+    gateway = Gateway.objects.get()
+    assert admin_client.post(f"/devices/{gateway.id}/command", {"kind": "revoke"}).status_code == 302
+    gateway.refresh_from_db()
+    assert gateway.state == "revoked"

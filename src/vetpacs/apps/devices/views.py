@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods
 from vetpacs.apps.devices import services
 from vetpacs.apps.devices.api import may_manage
 from vetpacs.apps.devices.models import Command
-from vetpacs.apps.orgs.services import principal_for_user
+from vetpacs.apps.orgs.services import Principal, principal_for_user
 from vetpacs.core.errors import VetpacsError
 
 # The buttons on each row: command kind -> its arguments.
@@ -51,6 +51,12 @@ def gateway_list(request: HttpRequest) -> HttpResponse:
                 context["new_code"] = {"gateway": gateway, "code": code}
             except VetpacsError as exc:
                 context["error"] = exc.detail
+    return _render_list(request, principal, manageable, context)
+
+
+def _render_list(
+    request: HttpRequest, principal: Principal, manageable: list[int], context: dict[str, object]
+) -> HttpResponse:
     services.sweep_offline()
     now = timezone.now()
     rows = services.visible_gateways(principal.organisation_ids).order_by("organisation__name", "name")
@@ -87,6 +93,14 @@ def gateway_command(request: HttpRequest, gateway_id: int) -> HttpResponse:
     kind = request.POST.get("kind", "")
     if kind == "revoke":
         services.revoke_gateway(gateway=gateway, actor=_actor(request))
+    elif kind == "new_code":  # re-installing the clinic's PC: a fresh one-time code, shown once
+        try:
+            code = services.new_enrolment_code(gateway=gateway, actor=_actor(request))
+        except VetpacsError as exc:
+            return HttpResponse(exc.detail, status=409)
+        manageable = [o for o in sorted(principal.organisation_ids) if may_manage(request.user.pk, o)]
+        context = {"nav": "devices", "error": "", "new_code": {"gateway": gateway, "code": code}}
+        return _render_list(request, principal, manageable, context)
     elif kind in _BUTTONS:
         try:
             services.queue_command(gateway=gateway, kind=kind, args=_BUTTONS[kind], actor=_actor(request))
