@@ -74,6 +74,7 @@ def serve(argv: list[str]) -> int:
     # Read by settings in every worker: the argon2 pool's share of the cores, and (with TLS)
     # secure-only cookies and HSTS (R-6.2.6.1).
     os.environ["VETPACS_SERVE_WORKERS"] = str(workers)
+    os.environ["VETPACS_SERVE_THREADS"] = str(opts.threads)
     if opts.tls_cert:
         os.environ["VETPACS_TLS"] = "1"
 

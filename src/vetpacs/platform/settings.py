@@ -57,6 +57,7 @@ MIDDLEWARE = [
     # After authentication: end idle/expired sessions, then insist on a new password and MFA.
     "vetpacs.apps.accounts.middleware.SessionTimeoutMiddleware",
     "vetpacs.apps.accounts.middleware.AccountPolicyMiddleware",
+    "vetpacs.apps.accounts.middleware.HashingBusyMiddleware",
 ]
 
 ROOT_URLCONF = "vetpacs.platform.urls"
@@ -93,12 +94,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 PASSWORD_HASHERS = [
     # argon2id at OWASP's parameters, at most VETPACS_ARGON2_CONCURRENCY hashes at once per process.
+    # (It verifies Django's own "argon2" hashes too: one hasher per algorithm name.)
     "vetpacs.apps.accounts.hashers.BoundedArgon2PasswordHasher",
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
 # 0: the machine's cores shared among the serve command's worker processes.
 VETPACS_ARGON2_CONCURRENCY = env_int("ARGON2_CONCURRENCY", 0)
+# Logins that may hash or wait per process; beyond, 503 and a retry (0: the serve threads less one).
+VETPACS_ARGON2_QUEUE = env_int("ARGON2_QUEUE", 0)
 
 AUTH_PASSWORD_VALIDATORS = [
     # R-7.3.2.1d: length, classes, account name, consecutive digits (vetpacs.apps.accounts.workflow)

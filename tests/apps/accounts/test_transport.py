@@ -138,37 +138,42 @@ def test_serve_with_a_certificate_speaks_https_with_hsts_and_secure_cookies(tmp_
     proc = None
     try:
         done = subprocess.run(
-            [VETPACS, "migrate", "--noinput"], env=env, capture_output=True, text=True, timeout=120
+            [VETPACS, "migrate", "--noinput"],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert done.returncode == 0, done.stdout + done.stderr
-        log = (tmp_path / "serve.log").open("wb")
-        proc = subprocess.Popen(
-            [
-                VETPACS,
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-                "--tls-cert",
-                str(cert),
-                "--tls-key",
-                str(key),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with (tmp_path / "serve.log").open("wb") as log:
+            proc = subprocess.Popen(
+                [
+                    VETPACS,
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    "1",
+                    "--tls-cert",
+                    str(cert),
+                    "--tls-key",
+                    str(key),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         url = f"https://127.0.0.1:{port}/login/"
         deadline = time.monotonic() + 60
         resp = None
         while time.monotonic() < deadline:
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()
             try:
-                resp = requests.get(url, verify=str(cert), timeout=5)
+                resp = requests.get(url, verify=str(cert), timeout=30)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening, or still starting
                 time.sleep(0.3)
         assert resp is not None, "no HTTPS answer"
         assert resp.status_code == 200 and "登录" in resp.text

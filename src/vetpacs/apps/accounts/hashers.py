@@ -19,6 +19,11 @@ OWASP_PARALLELISM = 1
 
 _lock = threading.Lock()
 _pool: threading.BoundedSemaphore | None = None
+_occupancy = 0  # hashes running or waiting for a slot in this process
+
+
+class HashingBusy(Exception):
+    """Every hashing slot and every place in the queue is taken: answer 503, let the caller retry."""
 
 
 def pool_size() -> int:
@@ -34,6 +39,22 @@ def pool_size() -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
+def queue_limit() -> int:
+    """Requests of this process that may hash or wait to hash at once.
+
+    The rest of a worker's request threads (VETPACS_SERVE_THREADS, set by the serve command) stay
+    free for pages, images and DICOMweb: a login beyond the limit is answered 503 at once, and its
+    thread goes back to serving, instead of holding it while it waits for a core.
+    """
+    configured = getattr(settings, "VETPACS_ARGON2_QUEUE", 0)
+    if configured:
+        return int(configured)
+    threads = int(os.environ.get("VETPACS_SERVE_THREADS", "0") or 0)
+    if threads <= 1:
+        return 1_000_000  # not under `vetpacs serve` (tests, commands): no admission limit
+    return max(pool_size(), threads - 1)
+
+
 def _semaphore() -> threading.BoundedSemaphore:
     global _pool  # noqa: PLW0603 - one pool per process, made on first use
     if _pool is None:
@@ -44,10 +65,22 @@ def _semaphore() -> threading.BoundedSemaphore:
 
 
 def bounded(work: Callable[[], T]) -> T:
-    """Run one hash with a slot of the pool. argon2 releases the GIL, so while at most pool_size()
-    threads hash, the others keep serving pages, images and DICOMweb with the remaining CPU."""
-    with _semaphore():
-        return work()
+    """Run one hash with a slot of the pool, or raise HashingBusy when the queue is full.
+
+    argon2 releases the GIL, so while at most pool_size() threads hash, the process's other
+    threads keep serving with the remaining CPU; queue_limit() keeps threads free for them.
+    """
+    global _occupancy  # noqa: PLW0603 - a per-process count under _lock
+    with _lock:
+        if _occupancy >= queue_limit():
+            raise HashingBusy
+        _occupancy += 1
+    try:
+        with _semaphore():
+            return work()
+    finally:
+        with _lock:
+            _occupancy -= 1
 
 
 class BoundedArgon2PasswordHasher(Argon2PasswordHasher):

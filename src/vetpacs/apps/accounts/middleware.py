@@ -219,3 +219,35 @@ class AccountPolicyMiddleware:
             request.session["vetpacs_setup_told"] = to
             messages.warning(request, message)
         return redirect(to)
+
+
+BUSY_RETRY_AFTER_SECONDS = 1
+BUSY_MESSAGE = "登录的人较多，请稍候再试。Many people are logging in; please try again in a moment."
+
+
+class HashingBusyMiddleware:
+    """A login (or password change) that found the argon2 queue full gets 503 with Retry-After,
+    the login page and a message, and its thread goes back to serving others (hashers.py)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from vetpacs.apps.accounts.hashers import HashingBusy
+
+        if not isinstance(exception, HashingBusy):
+            return None
+        if _is_api(request):
+            response: HttpResponse = JsonResponse({"title": BUSY_MESSAGE}, status=503)
+        else:
+            from django.shortcuts import render
+
+            from vetpacs.apps.accounts.forms import LoginForm
+
+            context = {"form": LoginForm(request=request), "busy": BUSY_MESSAGE}
+            response = render(request, "account/login.html", context, status=503)
+        response["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
+        return response
