@@ -175,3 +175,17 @@ def test_login_by_sms_code_sent_to_the_verified_phone(client, make_user, clinic)
     resp = client.post("/accounts/login/code/confirm/", {"code": sent[0].code})
     assert resp.status_code == 302 and client.session["_auth_user_id"] == str(user.pk)
     assert AuditEvent.objects.filter(action="login.succeeded", user_id=user.pk).exists()
+
+
+def test_failures_older_than_a_day_are_swept(make_user, clinic):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from vetpacs.apps.accounts.models import LoginFailure
+
+    make_user("li", clinic)
+    old = timezone.now() - timedelta(days=2)
+    services.record_login_failure("li", "10.0.0.9", now=old)
+    services.record_login_failure("li", "10.0.0.9")
+    assert LoginFailure.objects.count() == 1

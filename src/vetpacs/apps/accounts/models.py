@@ -80,6 +80,7 @@ class LoginFailure(models.Model):
         indexes = [
             models.Index(fields=["key", "at"], name="loginfailure_key_at"),
             models.Index(fields=["ip", "at"], name="loginfailure_ip_at"),
+            models.Index(fields=["at"], name="loginfailure_at"),
         ]
 
 

@@ -37,6 +37,8 @@ from vetpacs.core.ids import new_token
 
 PASSWORD_HISTORY_SIZE = 5
 INVITATION_TTL_HOURS = 72
+# Failed logins are kept this long at least (a day of history for an administrator's questions).
+FAILURE_KEEP_SECONDS = 24 * 3600
 
 
 class AccountError(Exception):
@@ -794,6 +796,9 @@ def record_login_failure(login: str, ip: str | None, now: datetime | None = None
     lock_after, lock_window, lock_seconds = _lock_settings()
     block_after, block_window, block_seconds = _block_settings()
     with transaction.atomic():
+        # Rows past every window count for nothing: each failure sweeps them (an indexed range).
+        keep = max(lock_window, block_window, FAILURE_KEEP_SECONDS)
+        LoginFailure.objects.filter(at__lt=now - timedelta(seconds=keep)).delete()
         LoginFailure.objects.create(key=key, user=user, ip=ip or None, at=now)
         audit.record(
             "login.failed",
