@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 TARGET_P99_S = 1.0
@@ -59,10 +60,12 @@ async def gateway(  # noqa: PLR0917 - one simulated gateway's whole state
         try:
             async with session.post(url, json=body, headers=headers) as resp:
                 await resp.read()
-                ok = resp.status == 200
-        except Exception:  # a refused or dropped connection counts as a failed beat
-            ok = False
-        out.append((time.monotonic() - started, ok))
+                outcome = "ok" if resp.status == 200 else f"HTTP {resp.status}"
+        except TimeoutError:
+            outcome = "client timeout (30 s)"
+        except Exception as exc:  # a refused or dropped connection counts as a failed beat
+            outcome = type(exc).__name__
+        out.append((time.monotonic() - started, outcome))
         await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
 
@@ -104,10 +107,10 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-async def run(url: str, secrets: list[str], interval: float, duration: float) -> list[tuple[float, bool]]:
+async def run(url: str, secrets: list[str], interval: float, duration: float) -> list[tuple[float, str]]:
     import aiohttp
 
-    out: list[tuple[float, bool]] = []
+    out: list[tuple[float, str]] = []
     until = time.monotonic() + duration
     connector = aiohttp.TCPConnector(limit=0)  # one connection per gateway, as in the field
     timeout = aiohttp.ClientTimeout(total=30)
@@ -169,8 +172,9 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    latencies = sorted(t for t, ok in out if ok)
-    failed = sum(1 for _, ok in out if not ok)
+    latencies = sorted(t for t, outcome in out if outcome == "ok")
+    failures = Counter(outcome for _, outcome in out if outcome != "ok")
+    failed = sum(failures.values())
     if not latencies:
         print("no heartbeat succeeded")
         return 1
@@ -180,7 +184,9 @@ def main() -> int:
     print(
         f"{opts.gateways} gateways, beat every {opts.interval:.0f} s for {opts.duration:.0f} s: "
         f"{len(out)} beats ({rate:.0f}/s), {failed} failed"
+        + (f" ({', '.join(f'{n} {why}' for why, n in failures.most_common())})" if failed else "")
     )
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} (a shared machine slows every figure)")
     print(
         f"heartbeat latency p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms "
         f"  (target p99 <= {TARGET_P99_S:.0f} s)"
