@@ -239,3 +239,17 @@ def test_owner_identity_in_a_record_is_stored_encrypted_and_shown_to_the_clinic(
     assert shown["data"]["owner"] == "张三" and shown["data"]["owner_phone"] == "13800138000"
     assert shown["data"]["patient_name"] == "张三^咪咪"
     assert AuditEvent.objects.filter(action="record.viewed").exists()
+
+
+@pytest.mark.requirement("R-6.2.3d")
+def test_report_is_sent_back_through_the_clinics_most_recently_seen_gateway(enrolled, clinic, other_clinic):
+    services.heartbeat(secret=enrolled["secret"], status={})
+    (command,) = services.send_report_back(
+        organisation_id=clinic.id, wado_url="https://p/dicomweb/studies/1/series/2/instances/3", actor=ACTOR
+    )
+    assert command.kind == "send_report" and command.gateway.organisation_id == clinic.id
+    reply = services.heartbeat(secret=enrolled["secret"], status={})
+    assert reply["commands"][0]["args"]["url"].endswith("/instances/3")
+    with pytest.raises(VetpacsError) as err:
+        services.send_report_back(organisation_id=other_clinic.id, wado_url="https://p/x", actor=ACTOR)
+    assert err.value.error is Errors.NOT_FOUND

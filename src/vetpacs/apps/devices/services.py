@@ -510,7 +510,7 @@ def queue_command(*, gateway: Gateway, kind: str, args: dict[str, Any], actor: A
 
 
 def send_report_back(*, organisation_id: int, wado_url: str, actor: Actor) -> list[Command]:
-    """R-6.2.3d: ask every online gateway of a clinic (else its most recent one) to C-STORE a report."""
+    """R-6.2.3d: ask the clinic's most recently seen gateway to C-STORE a report to the clinic's PACS."""
     gateways = list(
         Gateway.objects.filter(organisation_id=organisation_id)
         .exclude(state__in=[Gateway.State.PENDING, Gateway.State.REVOKED])
