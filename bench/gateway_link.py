@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sqlite3
@@ -250,17 +251,20 @@ def run(link: Link, work: Path, procs: list[subprocess.Popen], args: argparse.Na
         stderr=subprocess.PIPE,
         text=True,
     )
-    done = 0
+    done, received_at = 0, float("nan")
     while time.monotonic() - start < args.timeout:
         with sqlite3.connect(queue_db, timeout=30) as db:
-            done, failed = db.execute("SELECT SUM(state='done'), SUM(state='failed') FROM entries").fetchone()
+            done, failed, received = db.execute(
+                "SELECT SUM(state='done'), SUM(state='failed'), COUNT(*) FROM entries"
+            ).fetchone()
         done = done or 0
+        if received >= args.images and math.isnan(received_at):
+            received_at = time.monotonic() - start
         if done >= args.images:
             break
         time.sleep(0.2)
     elapsed = time.monotonic() - start
     store.wait(timeout=60)
-    received_at = time.monotonic() - start
     if done < args.images:
         print(f"gateway_link: only {done}/{args.images} confirmed in {args.timeout:.0f} s (failed: {failed})")
         print((work / "gateway.log").read_text()[-3000:])

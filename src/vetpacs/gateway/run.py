@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import signal
 import threading
 from pathlib import Path
@@ -31,6 +33,63 @@ def apply_action(queue: Queue, action: str, *, entry_id: int | None = None, stud
     raise ValueError(f"unknown action {action!r}")
 
 
+def uploader_settings(config: GatewayConfig, credentials: Credentials) -> UploaderSettings:
+    return UploaderSettings(
+        platform_url=config.platform_url or credentials.platform_url,
+        token=credentials.secret,
+        parallel_uploads=config.parallel_uploads,
+        chunk_size=config.chunk_size,
+        bandwidth_bytes_per_s=config.bandwidth_bytes_per_s,
+        retry_base_s=config.retry_base_s,
+        retry_cap_s=config.retry_cap_s,
+        request_timeout_s=config.request_timeout_s,
+        compress=config.compress,
+    )
+
+
+def _upload_main(config: GatewayConfig, credentials: Credentials, stop: Any, parent_pid: int) -> None:
+    """The uploader process: works the queue until told to stop or its parent is gone."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    queue = Queue(config.queue_path)
+    spool = Spool(config.spool_dir, queue, min_free_bytes=config.min_free_bytes, clean_tmp=False)
+    recipient = load_recipient(credentials.platform_public_key_pem) if config.protect_identity else None
+    service = UploadService(queue, spool, uploader_settings(config, credentials), recipient=recipient)
+    service.start()
+    while not stop.wait(1.0):
+        if os.getppid() != parent_pid:  # the gateway died (kill -9): nothing may upload on its own
+            break
+    service.shutdown()
+
+
+class UploaderProcess:
+    """UploadService in a child process (spawned, not forked: the parent runs threads)."""
+
+    def __init__(self, config: GatewayConfig, credentials: Credentials) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._stop = ctx.Event()
+        self._process = ctx.Process(
+            target=_upload_main,
+            args=(config, credentials, self._stop, os.getpid()),
+            name="vetpacs-gateway-uploader",
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        self._process.start()
+
+    def wake(self) -> None:
+        """The child polls the queue several times a second; nothing to signal across processes."""
+
+    def shutdown(self, timeout: float = 20.0) -> None:
+        if self._process.pid is None:
+            return
+        self._stop.set()
+        self._process.join(timeout)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(5)
+
+
 class Gateway:
     """Everything `run` starts; `start()` then `wait()`; `shutdown()` on SIGTERM/SIGINT."""
 
@@ -42,23 +101,12 @@ class Gateway:
         if recovered:
             log.info("resuming %s uploads a previous run left unfinished", recovered)
         self.spool = Spool(config.spool_dir, self.queue, min_free_bytes=config.min_free_bytes)
-        recipient = load_recipient(credentials.platform_public_key_pem) if config.protect_identity else None
-        self.uploader = UploadService(
-            self.queue,
-            self.spool,
-            UploaderSettings(
-                platform_url=config.platform_url or credentials.platform_url,
-                token=credentials.secret,
-                parallel_uploads=config.parallel_uploads,
-                chunk_size=config.chunk_size,
-                bandwidth_bytes_per_s=config.bandwidth_bytes_per_s,
-                retry_base_s=config.retry_base_s,
-                retry_cap_s=config.retry_cap_s,
-                request_timeout_s=config.request_timeout_s,
-                compress=config.compress,
-            ),
-            recipient=recipient,
-        )
+        if config.protect_identity:
+            load_recipient(credentials.platform_public_key_pem)  # refuse to start without a usable key
+        # The uploader and its pipeline (compression, encryption, hashing) run in a process of their
+        # own: the SCP keeps a core and the interpreter lock to itself, so a modality is never slowed
+        # by uploads. The two meet only in the queue file, which is safe across processes.
+        self.uploader = UploaderProcess(config, credentials)
         self._done = threading.Event()
         self.scp: Any = None
         self.status_server: StatusServer | None = None

@@ -70,15 +70,17 @@ def _mkstemp(tmp_dir: Path) -> tuple[int, str]:
 class Spool:
     """Files under spool_dir: received/ (as they came), ready/ (after the pipeline), tmp/."""
 
-    def __init__(self, root: Path, queue: Queue, *, min_free_bytes: int = 0) -> None:
+    def __init__(self, root: Path, queue: Queue, *, min_free_bytes: int = 0, clean_tmp: bool = True) -> None:
         self.root = Path(root)
         self.queue = queue
         self.min_free_bytes = min_free_bytes
         for sub in (RECEIVED, READY, TMP):
             (self.root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Temporary files a crash left behind were never acknowledged: they go.
-        for stale in (self.root / TMP).glob("*.part"):
-            stale.unlink(missing_ok=True)
+        # Temporary files a crash left behind were never acknowledged: they go (the process that
+        # owns the spool does this at start, never a helper process while the SCP is writing).
+        if clean_tmp:
+            for stale in (self.root / TMP).glob("*.part"):
+                stale.unlink(missing_ok=True)
 
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free

@@ -41,7 +41,7 @@ CHECKSUM_REFUSED = 460  # tus checksum extension: "Checksum Mismatch"
 CHUNK_RETRIES = 3  # a chunk refused for its checksum or a busy lock is sent again this many times
 FAILED_PREFIX = "上传失败 / upload failed: "
 REFUSED_PREFIX = "平台拒收 / refused by the platform: "
-IDLE_POLL_S = 0.5
+IDLE_POLL_S = 0.2
 
 
 class TransientError(Exception):
