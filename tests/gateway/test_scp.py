@@ -152,3 +152,14 @@ def test_calling_ae_not_on_the_allow_list_is_rejected(spool):
         assoc.release()
     finally:
         server.shutdown()
+
+
+@pytest.mark.requirement("R-6.1.1b")
+@pytest.mark.parametrize("modality", ["CR", "DX", "CT", "MR", "US", "OT"])
+def test_every_modality_kind_is_accepted(scp, queue, modality):
+    ds = build.image(modality=modality)
+    [status] = _send(scp.server_address[1], ds)
+    assert status.Status == 0
+    [entry] = queue.entries()
+    assert entry.sop_class_uid == build.SOP_CLASSES[modality]
+    assert entry.modality == modality

@@ -20,7 +20,7 @@ class FakeClock:
         self.now += seconds
 
 
-@pytest.mark.requirement("R-7.2.4")
+@pytest.mark.requirement("R-7.2.4a-e")
 def test_the_cap_holds_bytes_per_second_to_the_configured_rate():
     clock = FakeClock()
     bucket = TokenBucket(100_000, burst_bytes=10_000, clock=clock, sleep=clock.sleep)
