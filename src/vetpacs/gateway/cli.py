@@ -148,11 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from vetpacs.gateway.config import ConfigError
     from vetpacs.gateway.credentials import CredentialsError
+    from vetpacs.gateway.protect import ProtectionError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, CredentialsError) as exc:
+    except (ConfigError, CredentialsError, ProtectionError) as exc:
         print(f"vetpacs-gateway: {exc}", file=sys.stderr)
         return 2
 

@@ -47,6 +47,10 @@ class GatewayConfig:
     status_port: int = 8765
     # Watch folders for non-DICOM files (R-6.1.1c)
     watch_folders: tuple[Path, ...] = ()
+    # The clinic's PACS, where reports are returned (R-6.2.3d); empty pacs_host: no report return
+    pacs_host: str = ""
+    pacs_port: int = 104
+    pacs_ae_title: str = ""
 
     @property
     def queue_path(self) -> Path:

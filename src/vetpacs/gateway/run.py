@@ -112,6 +112,7 @@ class Gateway:
         self.status_server: StatusServer | None = None
         self.watchers: list[Any] = []
         self.heartbeat: Any = None
+        self.report_returner: Any = None
 
     # -- status and commands ---------------------------------------------------------------------
 
@@ -120,7 +121,10 @@ class Gateway:
 
     def status_fn(self) -> dict[str, Any]:
         """For the heartbeat: version, queue_depth, failures, disk_free_bytes (and a little more)."""
-        return self.snapshot().heartbeat()
+        status = self.snapshot().heartbeat()
+        if self.report_returner is not None:
+            status["report_returns"] = self.report_returner.status()
+        return status
 
     def act(self, action: str, study: str | None = None, entry_id: int | None = None) -> int:
         n = apply_action(self.queue, action, entry_id=entry_id, study=study)
@@ -137,9 +141,10 @@ class Gateway:
             return f"{self.act('retry')} entries retried"
         if kind in ("stop", "resume", "retry"):
             return f"{self.act(kind, study=study, entry_id=entry_id)} entries: {kind}"
-        handler = getattr(self, "extra_command_handler", None)
-        if handler is not None:
-            return str(handler(command))
+        if kind == "send_report":
+            if self.report_returner is None:
+                raise ValueError("send_report: no clinic PACS is configured (pacs_host, pacs_ae_title)")
+            return str(self.report_returner.on_command(command))
         raise ValueError(f"unknown command {kind!r}")
 
     # -- sources ---------------------------------------------------------------------------------
@@ -175,6 +180,18 @@ class Gateway:
             watcher = FolderWatcher(folder, self.on_watched_file)
             watcher.start()
             self.watchers.append(watcher)
+        if cfg.pacs_host:
+            from vetpacs.gateway.report_return import PacsTarget, ReportReturner
+
+            pacs = PacsTarget(cfg.pacs_ae_title or "PACS", cfg.pacs_host, cfg.pacs_port, cfg.ae_title)
+            self.report_returner = ReportReturner(
+                self.credentials,
+                pacs,
+                cfg.spool_dir,
+                retry_base_s=cfg.retry_base_s,
+                retry_cap_s=cfg.retry_cap_s,
+            )
+            self.report_returner.start()
         if heartbeat:
             from vetpacs.gateway.heartbeat import HeartbeatClient
 
@@ -201,6 +218,8 @@ class Gateway:
             watcher.stop()
         if self.heartbeat is not None:
             self.heartbeat.stop()
+        if self.report_returner is not None:
+            self.report_returner.stop()
         if self.status_server is not None:
             self.status_server.stop()
         self.uploader.shutdown()
