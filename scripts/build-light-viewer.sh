@@ -27,7 +27,7 @@ echo "build-light-viewer: installing the pinned packages (npm ci)"
 (cd "$SRC" && npm ci --no-audit --no-fund --loglevel=error)
 echo "build-light-viewer: building into $DEST"
 mkdir -p "$(dirname "$DEST")"
-(cd "$SRC" && VETPACS_LIGHT_VIEWER_OUT="$DEST" npx --no-install vite build --logLevel warn --outDir "$DEST" --emptyOutDir)
+(cd "$SRC" && VETPACS_LIGHT_VIEWER_OUT="$DEST" npx --no-install vite build --logLevel error --outDir "$DEST" --emptyOutDir)
 mkdir -p "$DEST/vendor"
 cp "$SRC/node_modules/htmx.org/dist/htmx.min.js" "$DEST/vendor/htmx.min.js"
 cp "$SRC/node_modules/echarts/dist/echarts.min.js" "$DEST/vendor/echarts.min.js"
