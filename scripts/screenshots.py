@@ -1,4 +1,4 @@
-"""Screenshots of login, studies and the OHIF viewer, desktop and phone, into docs/screenshots/."""
+"""Screenshots of the login, worklist, study, dashboard and both viewers, desktop and phone."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, log_in  # noqa: E402
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, session_cookie  # noqa: E402
 from tests.interop.conftest import start_live_server  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
@@ -44,16 +44,41 @@ def wait_for_image(page) -> None:
     page.wait_for_timeout(1500)
 
 
-def shoot(browser, base_url: str) -> None:
+def wait_for_light_viewer(page) -> None:
+    page.wait_for_function("() => window.vetpacsLight && window.vetpacsLight.state().firstImageMs !== null")
+    page.wait_for_timeout(500)
+
+
+def shoot(browser, server) -> None:
+    base_url = server.url
+    dx = server.run_cli(
+        "shell", "-c",
+        "from vetpacs.apps.archive.models import Study;"
+        "print(Study.objects.get(accession_number='DEMO-DX-1').study_instance_uid)",
+    ).stdout.split()[-1]  # fmt: skip
     for screen, options in SCREENS.items():
         context = browser.new_context(locale="zh-CN", **options)
         page = context.new_page()
         page.set_default_timeout(30_000)
         page.goto(f"{base_url}/login/")
         save(page.screenshot(), f"{screen}-login")
-        log_in(page, base_url)
-        page.wait_for_url(f"{base_url}/")
-        save(page.screenshot(full_page=True), f"{screen}-studies")
+        # The pages below are shot signed in by a session cookie (the login form has its own shot).
+        context.add_cookies([session_cookie(server)])
+        page.goto(f"{base_url}/")
+        save(page.screenshot(full_page=True), f"{screen}-worklist")
+        page.goto(f"{base_url}/studies/{dx}/")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#series img')].every(i => i.complete && i.naturalWidth > 0)"
+        )
+        save(page.screenshot(full_page=True), f"{screen}-study")
+        page.goto(f"{base_url}/dashboard/")
+        page.locator("#chart svg").wait_for()
+        page.wait_for_timeout(800)  # the chart's entry animation
+        save(page.screenshot(full_page=True), f"{screen}-dashboard")
+        page.goto(f"{base_url}/m/?study={dx}")
+        wait_for_light_viewer(page)
+        save(page.screenshot(), f"{screen}-light-viewer")
+        page.goto(f"{base_url}/")
         page.locator("tr[data-study]", has_text="DX").locator("a.open-viewer").click()
         page.wait_for_url(re.compile(r"/viewer/viewer"))
         wait_for_image(page)
@@ -65,6 +90,7 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     subprocess.run([str(ROOT / "scripts" / "fetch-ohif.sh")], check=True)
+    subprocess.run([str(ROOT / "scripts" / "build-light-viewer.sh")], check=True)
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vetpacs-screens-") as tmp:
         server, database = start_live_server(Path(tmp))
@@ -73,7 +99,7 @@ def main() -> int:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
                 try:
-                    shoot(browser, server.url)
+                    shoot(browser, server)
                 finally:
                     browser.close()
         finally:

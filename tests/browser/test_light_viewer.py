@@ -79,6 +79,7 @@ def drag(page, start, end, steps: int = 12) -> None:
 
 
 @pytest.mark.requirement("R-6.2.2d")
+@pytest.mark.requirement("R-6.2.2f")
 def test_length_between_markers_reads_the_known_millimetres(signed_in_page, web_server):
     page = signed_in_page
     open_light(page, web_server, CALIBRATION_STUDY)
@@ -92,6 +93,7 @@ def test_length_between_markers_reads_the_known_millimetres(signed_in_page, web_
     assert f"{m['value']:.1f} mm" in page.locator("#measure-result").inner_text()
 
 
+@pytest.mark.requirement("R-6.2.2f")
 def test_dragging_in_window_mode_changes_window_width_and_level(signed_in_page, web_server):
     page = signed_in_page
     open_light(page, web_server, CALIBRATION_STUDY)
@@ -105,6 +107,7 @@ def test_dragging_in_window_mode_changes_window_width_and_level(signed_in_page, 
     assert "W " in page.locator("#overlay-br").inner_text()
 
 
+@pytest.mark.requirement("R-6.2.2f")
 def test_rotate_turns_the_image_a_quarter(signed_in_page, web_server):
     page = signed_in_page
     open_light(page, web_server, CALIBRATION_STUDY)
@@ -119,7 +122,7 @@ def canvas_point(page, world: list[float]) -> tuple[float, float]:
     return box["x"] + x, box["y"] + y
 
 
-@pytest.mark.requirement("R-6.2.2d")
+@pytest.mark.requirement("R-6.2.2f")
 def test_vhs_from_three_lines_in_vertebral_units_with_reference_ranges(signed_in_page, web_server):
     page = signed_in_page
     open_light(page, web_server, CALIBRATION_STUDY)
@@ -145,6 +148,7 @@ def touch(cdp, kind: str, points: list[tuple[float, float]]) -> None:
 
 
 @pytest.mark.requirement("R-6.2.2d")
+@pytest.mark.requirement("R-6.2.2f")
 def test_phone_touch_drag_sets_window_and_pinch_zooms(phone_page, web_server):
     page = phone_page
     open_light(page, web_server, CALIBRATION_STUDY)

@@ -110,6 +110,8 @@ def test_every_filter_narrows_the_worklist_without_a_reload(signed_in_page, web_
 
 
 @pytest.mark.requirement("R-6.2.3a")
+@pytest.mark.requirement("R-6.2.2c")
+@pytest.mark.requirement("R-6.2.4b")
 def test_study_page_lists_the_prior_and_compares_them_side_by_side_in_ohif(signed_in_page, web_server):
     page = signed_in_page
     words = WORDS[page.language]

@@ -25,6 +25,7 @@ def dog(ingest):
 
 
 @pytest.mark.requirement("R-6.2.3a")
+@pytest.mark.requirement("R-6.2.4b")
 def test_study_page_shows_animal_owner_series_and_the_prior_to_compare(clinic_user_client, dog):
     current, prior = dog
     response = clinic_user_client.get(f"/studies/{current}/")
@@ -73,6 +74,7 @@ def test_unknown_study_is_404(clinic_user_client, db):
     assert clinic_user_client.get("/studies/1.2.3.4/").status_code == 404
 
 
+@pytest.mark.requirement("R-6.2.4b")
 @pytest.mark.parametrize(("fmt", "kind"), [("jpeg", "JPEG"), ("png", "PNG")])
 def test_series_downloads_as_images_in_a_zip_and_is_audited(clinic_user_client, dog, fmt, kind):
     from vetpacs.apps.archive.models import Series
