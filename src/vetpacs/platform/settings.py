@@ -44,6 +44,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # A login flood is turned away before it costs anything (see accounts.hashers).
+    "vetpacs.apps.accounts.middleware.LoginAdmissionMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "vetpacs.apps.accounts.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -73,3 +73,20 @@ def test_a_login_that_finds_the_queue_full_gets_503_and_is_not_a_failure(client,
     assert "登录的人较多" in resp.content.decode() and "try again" in resp.content.decode()
     assert not AuditEvent.objects.filter(action="login.failed").exists()
     assert login(client, "li").status_code == 302
+
+
+@pytest.mark.django_db
+def test_while_the_queue_is_full_a_login_post_is_turned_away_before_django_does_any_work(
+    client, make_user, clinic, pool, django_assert_num_queries
+):
+    make_user("li", clinic)
+    hashers._occupancy = 1
+    try:
+        with django_assert_num_queries(0):
+            resp = login(client, "li")
+        page = client.get("/login/")  # pages (no hashing) are still served
+    finally:
+        hashers._occupancy = 0
+    assert resp.status_code == 503 and resp["Retry-After"] == "1"
+    assert "请稍候" in resp.content.decode() and "Please wait" in resp.content.decode()
+    assert page.status_code == 200

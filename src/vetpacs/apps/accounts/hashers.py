@@ -55,6 +55,12 @@ def queue_limit() -> int:
     return max(pool_size(), threads - 1)
 
 
+def saturated() -> bool:
+    """True while every place in this process's hashing queue is taken (read without the lock:
+    a cheap early answer; bounded() decides exactly)."""
+    return _occupancy >= queue_limit()
+
+
 def _semaphore() -> threading.BoundedSemaphore:
     global _pool  # noqa: PLW0603 - one pool per process, made on first use
     if _pool is None:

@@ -251,3 +251,32 @@ class HashingBusyMiddleware:
             response = render(request, "account/login.html", context, status=503)
         response["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
         return response
+
+
+_LOGIN_POSTS = ("/login/", "/accounts/login/")
+_BUSY_PAGE = (
+    '<!doctype html><html lang="zh-hans"><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    "<title>请稍候 Please wait · vetpacs</title>"
+    '<p style="font:16px sans-serif;max-width:420px;margin:60px auto" class="errors">'
+    f'{BUSY_MESSAGE} <a href="/login/">返回登录 Back to log in</a></p></html>'
+)
+
+
+class LoginAdmissionMiddleware:
+    """First in the chain: while this process's argon2 queue is full, a login post is answered 503
+    before it costs a session load, a CSRF check or a query, so the queue of waiting requests
+    drains fast and other users' pages keep flowing (the full check is in hashers.bounded)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method == "POST" and request.path in _LOGIN_POSTS:
+            from vetpacs.apps.accounts.hashers import saturated
+
+            if saturated():
+                response = HttpResponse(_BUSY_PAGE, status=503, content_type="text/html; charset=utf-8")
+                response["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
+                return response
+        return self.get_response(request)
