@@ -8,8 +8,8 @@ import os
 
 import pydicom
 import pytest
-from tests.builders import dicom as build
 
+from tests.builders import dicom as build
 from vetpacs.core.errors import VetpacsError
 from vetpacs.gateway.pipeline import prepare
 from vetpacs.gateway.protect import load_recipient
