@@ -99,16 +99,23 @@ def light_viewer_built() -> None:
 
 
 @pytest.fixture(scope="session")
-def web_server(demo_server, light_viewer_built, tmp_path_factory) -> LiveServer:
-    """The demo server plus a synthetic radiograph of known pixel spacing and a prior of the same dog."""
+def web_server(tmp_path_factory, ohif_installed, light_viewer_built) -> Iterator[LiveServer]:
+    """A server of its own with the demo, a synthetic radiograph of known pixel spacing and a prior
+    of the same animal (the demo server's three studies stay as other tests count them)."""
     from tests.browser.images import calibration_radiograph, prior_thorax
     from tests.builders.dicom import write
 
-    folder = tmp_path_factory.mktemp("web-data")
-    for ds in (calibration_radiograph(), prior_thorax()):
-        write(ds, folder)
-    demo_server.run_cli("import", str(folder), "--org", DEMO_CLINIC)
-    return demo_server
+    server, database = start_live_server(tmp_path_factory.mktemp("web"))
+    try:
+        server.run_cli("demo", "--url", server.url)
+        folder = tmp_path_factory.mktemp("web-data")
+        for ds in (calibration_radiograph(), prior_thorax()):
+            write(ds, folder)
+        server.run_cli("import", str(folder), "--org", DEMO_CLINIC)
+        yield server
+    finally:
+        server.stop()
+        database.drop()
 
 
 def signed_in_context(browser, server: LiveServer, *, language: str = "zh-hans", phone: bool = False):
