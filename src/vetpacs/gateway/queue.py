@@ -169,15 +169,24 @@ class Queue:
             self._local.conn = None
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction. durable=False: a change that recover() or a resend makes good if
+        a power cut loses it (a claim, progress, a resume URL) is committed without its own fsync;
+        the next durable commit syncs it with everything before it."""
         db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
+        if not durable:
+            db.execute("PRAGMA synchronous=NORMAL")
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            if not durable:
+                db.execute("PRAGMA synchronous=FULL")
 
     # -- adding ---------------------------------------------------------------------------------
 
@@ -239,12 +248,15 @@ class Queue:
     def claim(self, now: float | None = None) -> Entry | None:
         """Take the oldest entry due for upload and mark it uploading (atomically across workers)."""
         now = time.time() if now is None else now
-        with self._tx() as db:
-            row = db.execute(
-                "SELECT id FROM entries WHERE state=? OR (state=? AND next_attempt_at IS NOT NULL"
-                " AND next_attempt_at<=?) ORDER BY (state=?) DESC, id LIMIT 1",
-                (PENDING, FAILED, now, PENDING),
-            ).fetchone()
+        due = (
+            "SELECT id FROM entries WHERE state=? OR (state=? AND next_attempt_at IS NOT NULL"
+            " AND next_attempt_at<=?) ORDER BY (state=?) DESC, id LIMIT 1"
+        )
+        # An idle worker looks without taking the write lock, so polling never delays the SCP's writes.
+        if self._conn().execute(due, (PENDING, FAILED, now, PENDING)).fetchone() is None:
+            return None
+        with self._tx(durable=False) as db:  # lost in a power cut: recover() makes it pending again
+            row = db.execute(due, (PENDING, FAILED, now, PENDING)).fetchone()
             if row is None:
                 return None
             db.execute(
@@ -253,9 +265,11 @@ class Queue:
             )
             return _entry(db.execute("SELECT * FROM entries WHERE id=?", (row["id"],)).fetchone())
 
-    def record_step(self, entry_id: int, step: str, detail: str = "", **fields: Any) -> None:
+    def record_step(
+        self, entry_id: int, step: str, detail: str = "", *, durable: bool = True, **fields: Any
+    ) -> None:
         """Append a pipeline/upload step to the entry's history, with any column changes."""
-        with self._tx() as db:
+        with self._tx(durable=durable) as db:
             row = db.execute("SELECT steps FROM entries WHERE id=?", (entry_id,)).fetchone()
             if row is None:
                 return
@@ -273,16 +287,31 @@ class Queue:
             fields["steps"] = json.dumps(json.loads(row["steps"]) + new_steps, ensure_ascii=False)
             self._update(db, entry_id, fields)
 
-    def update(self, entry_id: int, **fields: Any) -> None:
-        with self._tx() as db:
+    def update(self, entry_id: int, *, durable: bool = True, **fields: Any) -> None:
+        with self._tx(durable=durable) as db:
             self._update(db, entry_id, fields)
 
-    def set_state_if(self, entry_id: int, expected: tuple[str, ...], state: str, **fields: Any) -> bool:
-        """Move to state only from one of the expected states (a stop in between wins)."""
+    def set_state_if(
+        self,
+        entry_id: int,
+        expected: tuple[str, ...],
+        state: str,
+        *,
+        step: tuple[str, str] | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Move to state only from one of the expected states (a stop in between wins).
+
+        `step` (name, detail) is appended to the history in the same transaction: one fsync, not two.
+        """
         with self._tx() as db:
-            row = db.execute("SELECT state FROM entries WHERE id=?", (entry_id,)).fetchone()
+            row = db.execute("SELECT state, steps FROM entries WHERE id=?", (entry_id,)).fetchone()
             if row is None or row["state"] not in expected:
                 return False
+            if step is not None:
+                steps = json.loads(row["steps"])
+                steps.append({"step": step[0], "at": time.time(), "detail": step[1]})
+                fields["steps"] = json.dumps(steps, ensure_ascii=False)
             self._update(db, entry_id, {**fields, "state": state})
             return True
 

@@ -450,10 +450,10 @@ class UploadService:
                     up.offset = offset
             size = up.get_file_size()
             if not up.url:
-                if size <= up.chunk_size:
-                    self.queue.set_state_if(entry.id, (UPLOADING,), VERIFYING)
                 url = up.create_url()
-                self.queue.record_step(entry.id, "upload_created", url, upload_url=url)
+                if up.ingest is None:  # not yet confirmed: note where to resume (done files need not)
+                    # Lost in a power cut, the URL only costs a new upload of the same bytes ("duplicate").
+                    self.queue.record_step(entry.id, "upload_created", url, durable=False, upload_url=url)
             while up.ingest is None:
                 if up.offset >= size:
                     # Every byte is there but no outcome was recorded (a crash at the end): an empty
@@ -481,7 +481,9 @@ class UploadService:
         state_of = self.queue.state_of
 
         def progress(offset: int) -> None:
-            self.queue.update(entry.id, bytes_sent=offset)
+            # The last chunk's progress is written with the outcome: one transaction fewer per file.
+            if offset < (entry.upload_size or 0):
+                self.queue.update(entry.id, durable=False, bytes_sent=offset)
 
         return GatewayTusUploader(
             session=session,
@@ -506,13 +508,13 @@ class UploadService:
                 entry.id,
                 (UPLOADING, VERIFYING, STOPPED, FAILED),
                 DONE,
+                step=("confirmed", c.raw),
                 done_at=time.time(),
                 bytes_sent=entry.upload_size or 0,
                 reason="",
                 next_attempt_at=None,
             )
             if moved:
-                self.queue.record_step(entry.id, "confirmed", c.raw)
                 self.spool.discard(entry.received_path, entry.upload_path)
             return
         if c.status in ("stored", "duplicate"):
