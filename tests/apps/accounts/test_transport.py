@@ -31,6 +31,7 @@ def test_pages_carry_csp_framing_and_nosniff_headers(client):
 
 def test_the_viewer_gets_what_ohif_needs_and_no_more_elsewhere(client):
     viewer = middleware.content_security_policy("/viewer/viewer")
+    assert middleware.content_security_policy("/m/") == viewer  # the light viewer decodes the same way
     page = middleware.content_security_policy("/")
     assert "'wasm-unsafe-eval'" in viewer and "worker-src 'self' blob:" in viewer
     assert "wasm-unsafe-eval" not in page and "blob:" not in page.split("script-src")[1].split(";")[0]

@@ -20,8 +20,8 @@ from vetpacs.apps.accounts import services
 # Scripts only from our origin, plus inline ones: the pages still carry small inline handlers
 # (onclick, onchange) and allauth's WebAuthn pages inline scripts; moving them to static files
 # and nonces would let this drop 'unsafe-inline'. OHIF (/viewer/) also compiles WebAssembly
-# codecs and runs web workers from blob: URLs, on its own paths only. No plugins, no foreign
-# frames, forms post only to us.
+# codecs and runs web workers from blob: URLs, on its own paths only (so does the light viewer at
+# /m/). No plugins, no foreign frames, forms post only to us.
 _BASE = {
     "default-src": "'self'",
     "script-src": "'self' 'unsafe-inline'",
@@ -33,13 +33,16 @@ _BASE = {
     "base-uri": "'self'",
     "form-action": "'self'",
 }
+_VIEWER = {
+    "script-src": "'self' 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval' blob:",
+    "worker-src": "'self' blob:",
+    "connect-src": "'self' data: blob:",
+    "media-src": "'self' data: blob:",
+}
 _RELAXED = {
-    "/viewer/": {
-        "script-src": "'self' 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval' blob:",
-        "worker-src": "'self' blob:",
-        "connect-src": "'self' data: blob:",
-        "media-src": "'self' data: blob:",
-    },
+    "/viewer/": _VIEWER,
+    # The light viewer (Cornerstone3D) decodes JPEG-LS with WebAssembly in web workers.
+    "/m/": _VIEWER,
     "/api/v1/docs": {"script-src": "'self' 'unsafe-inline' https://cdn.jsdelivr.net",
                      "style-src": "'self' 'unsafe-inline' https://cdn.jsdelivr.net"},
 }  # fmt: skip
