@@ -128,12 +128,26 @@ def test_study_page_lists_the_prior_and_compares_them_side_by_side_in_ohif(signe
     # Both studies drawn: two viewports, each showing an image (OHIF's comparison protocol).
     drawn = 0
     for _ in range(90):
-        canvases = page.locator("canvas.cornerstone-canvas")
-        drawn = sum(_pixel_spread(canvases.nth(i).screenshot()) > 5 for i in range(canvases.count()))
+        drawn = _drawn_canvases(page)
         if drawn >= 2:
             break
         page.wait_for_timeout(500)
     assert drawn >= 2, "OHIF did not draw the two studies side by side"
+
+
+def _drawn_canvases(page) -> int:
+    """Viewports showing an image; OHIF lays its viewports out again while loading, so a canvas
+    counted a moment ago may be gone: it simply does not count this time."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    canvases = page.locator("canvas.cornerstone-canvas")
+    drawn = 0
+    for i in range(canvases.count()):
+        try:
+            drawn += _pixel_spread(canvases.nth(i).screenshot(timeout=3000)) > 5
+        except PlaywrightTimeoutError:
+            continue
+    return drawn
 
 
 def test_dashboard_shows_tiles_and_a_chart(signed_in_page, web_server):
