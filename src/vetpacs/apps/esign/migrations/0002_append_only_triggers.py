@@ -10,7 +10,8 @@ def create_triggers(apps, schema_editor):
     if vendor == "postgresql":
         schema_editor.execute(
             "CREATE OR REPLACE FUNCTION vetpacs_append_only() RETURNS trigger AS $$ "
-            "BEGIN RAISE EXCEPTION 'append-only table %', TG_TABLE_NAME; END $$ LANGUAGE plpgsql"
+            "BEGIN RAISE EXCEPTION 'append-only table %', TG_TABLE_NAME; END $$ LANGUAGE plpgsql",
+            params=None,  # the % is PL/pgSQL's placeholder, not the driver's
         )
         for table in TABLES:
             schema_editor.execute(
