@@ -8,18 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 - used by this folder's tests
 from tests.interop.conftest import LiveServer, start_live_server
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-Passw0rd!"
 DESKTOP = {"width": 1440, "height": 900}
 
@@ -40,16 +32,6 @@ def demo_server(tmp_path_factory, ohif_installed) -> Iterator[LiveServer]:
     finally:
         server.stop()
         database.drop()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

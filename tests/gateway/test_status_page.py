@@ -15,14 +15,6 @@ from vetpacs.gateway.spool import Spool
 from vetpacs.gateway.status import StatusServer, render_table, snapshot
 
 SHOTS = Path(os.environ.get("VETPACS_SCREENSHOT_DIR", "/tmp/vetpacs-screenshots"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _fill(queue: Queue) -> tuple[str, str]:
@@ -153,21 +145,17 @@ def test_cli_table_lists_each_study(page_server):
 
 @pytest.mark.browser
 @pytest.mark.parametrize(("name", "viewport"), [("desktop", (1440, 900)), ("phone", (390, 844))])
-def test_page_in_a_real_browser_with_working_buttons(page_server, name, viewport):
-    from playwright.sync_api import sync_playwright
-
+def test_page_in_a_real_browser_with_working_buttons(page_server, browser, name, viewport):
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]}, locale="zh-CN")
-            page.goto(page_server.url + "/")
-            assert page.locator("h1").inner_text() == "影像网关 · 上传队列"
-            page.screenshot(path=str(SHOTS / f"gateway-status-{name}.png"), full_page=True)
-            # The row of the stopped study offers 继续上传; pressing it resumes that study.
-            page.locator("tr", has_text="腹部超声").get_by_role("button", name="继续上传").click()
-            page.wait_for_load_state()
-            assert page_server.queue.counts()[STOPPED] == 0
-            assert page.locator("tr", has_text="腹部超声").get_by_role("button", name="继续上传").count() == 0
-        finally:
-            browser.close()
+    try:
+        page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]}, locale="zh-CN")
+        page.goto(page_server.url + "/")
+        assert page.locator("h1").inner_text() == "影像网关 · 上传队列"
+        page.screenshot(path=str(SHOTS / f"gateway-status-{name}.png"), full_page=True)
+        # The row of the stopped study offers 继续上传; pressing it resumes that study.
+        page.locator("tr", has_text="腹部超声").get_by_role("button", name="继续上传").click()
+        page.wait_for_load_state()
+        assert page_server.queue.counts()[STOPPED] == 0
+        assert page.locator("tr", has_text="腹部超声").get_by_role("button", name="继续上传").count() == 0
+    finally:
+        page.close()

@@ -12,14 +12,6 @@ from django.test import Client
 from vetpacs.apps.devices import services
 from vetpacs.apps.orgs.services import create_organisation, create_user
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ACTOR = services.Actor(user_id=None, label="test")
 SHOTS = Path(os.environ.get("VETPACS_SCREENSHOTS", "")) if os.environ.get("VETPACS_SCREENSHOTS") else None
 
@@ -55,27 +47,23 @@ def signed_in(live_server, transactional_db):
     ("viewport", "label"),
     [({"width": 1440, "height": 900}, "desktop"), ({"width": 390, "height": 844}, "phone")],
 )
-def test_gateways_page_shows_online_and_offline_gateways(signed_in, viewport, label, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_gateways_page_shows_online_and_offline_gateways(signed_in, browser, viewport, label, tmp_path):
     url, cookie = signed_in
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-        try:
-            context = browser.new_context(viewport=viewport, locale="zh-CN")
-            context.add_cookies([{**cookie, "url": url}])
-            page = context.new_page()
-            page.goto(f"{url}/devices/")
-            assert page.get_by_test_id("online-count").inner_text() == "1"
-            assert page.get_by_test_id("offline-count").inner_text() == "1"
-            assert page.get_by_text("在线 Online").first.is_visible()
-            page.fill("#gw-name", "门诊前置机")
-            page.get_by_role("button", name="注册 Register").click()
-            assert page.get_by_test_id("new-code").is_visible()
-            shot = (SHOTS or tmp_path) / f"devices-{label}.png"
-            shot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shot), full_page=True)
-            # nothing on the page is wider than the screen (the table scrolls inside its box)
-            assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
-        finally:
-            browser.close()
+    try:
+        context = browser.new_context(viewport=viewport, locale="zh-CN")
+        context.add_cookies([{**cookie, "url": url}])
+        page = context.new_page()
+        page.goto(f"{url}/devices/")
+        assert page.get_by_test_id("online-count").inner_text() == "1"
+        assert page.get_by_test_id("offline-count").inner_text() == "1"
+        assert page.get_by_text("在线 Online").first.is_visible()
+        page.fill("#gw-name", "门诊前置机")
+        page.get_by_role("button", name="注册 Register").click()
+        assert page.get_by_test_id("new-code").is_visible()
+        shot = (SHOTS or tmp_path) / f"devices-{label}.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
+        # nothing on the page is wider than the screen (the table scrolls inside its box)
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    finally:
+        context.close()
