@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
-from vetpacs.apps.orgs.auth import principal_from_request, require_csrf
+from vetpacs.apps.orgs.auth import principal_from_request, problem_response, require_csrf
 from vetpacs.apps.orgs.services import Principal
 from vetpacs.apps.uploads import services
 from vetpacs.apps.uploads.models import Upload
@@ -53,19 +53,7 @@ def _caller(request: HttpRequest) -> services.Caller:
 
 
 def _problem(exc: VetpacsError) -> HttpResponse:
-    body = {
-        "type": f"urn:vetpacs:error:{exc.code}",
-        "title": exc.error.message,
-        "status": exc.http_status,
-        "detail": exc.detail,
-    }
-    resp = HttpResponse(
-        json.dumps(body, ensure_ascii=False),
-        status=exc.http_status,
-        content_type="application/problem+json; charset=utf-8",
-    )
-    if exc.http_status == 401:
-        resp["WWW-Authenticate"] = 'Bearer realm="vetpacs"'
+    resp = problem_response(exc)
     if exc.error is Errors.TUS_VERSION_UNSUPPORTED:
         resp["Tus-Version"] = TUS_VERSION
     return resp

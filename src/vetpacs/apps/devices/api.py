@@ -19,30 +19,13 @@ from django.views.decorators.csrf import csrf_exempt
 
 from vetpacs.apps.devices import services
 from vetpacs.apps.devices.models import Command, Gateway
-from vetpacs.apps.orgs.auth import principal_from_request, require_csrf
+from vetpacs.apps.orgs.auth import principal_from_request, problem_response, require_csrf
 from vetpacs.apps.orgs.services import Principal
 from vetpacs.core.errors import Errors, VetpacsError
 
 MAX_BODY_BYTES = 1 << 20
 # Roles that may register gateways and send them commands.
 ADMIN_ROLES = frozenset({"org_admin", "platform_admin", "device_admin"})
-
-
-def _problem(exc: VetpacsError) -> HttpResponse:
-    body = {
-        "type": f"urn:vetpacs:error:{exc.code}",
-        "title": exc.error.message,
-        "status": exc.http_status,
-        "detail": exc.detail,
-    }
-    resp = HttpResponse(
-        json.dumps(body, ensure_ascii=False),
-        status=exc.http_status,
-        content_type="application/problem+json; charset=utf-8",
-    )
-    if exc.http_status == 401:
-        resp["WWW-Authenticate"] = 'Bearer realm="vetpacs"'
-    return resp
 
 
 def _json(request: HttpRequest) -> Any:
@@ -67,7 +50,7 @@ def endpoint(methods: tuple[str, ...], *, public: bool = False) -> Callable[...,
         def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             try:
                 if request.method not in methods:
-                    resp = _problem(
+                    resp = problem_response(
                         VetpacsError(Errors.METHOD_NOT_ALLOWED, f"{request.method} is not allowed")
                     )
                     resp["Allow"] = ", ".join(methods)
@@ -79,7 +62,7 @@ def endpoint(methods: tuple[str, ...], *, public: bool = False) -> Callable[...,
                     request.principal = principal  # type: ignore[attr-defined]
                 return fn(request, *args, **kwargs)
             except VetpacsError as exc:
-                return _problem(exc)
+                return problem_response(exc)
 
         return view
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 
@@ -46,3 +48,21 @@ def has_permission(user_id: int | None, organisation_id: int, code: str) -> bool
     from vetpacs.apps.accounts import services as accounts  # noqa: PLC0415
 
     return bool(accounts.has_permission(user_id=user_id, organisation_id=organisation_id, code=code))
+
+
+def problem_response(exc: VetpacsError) -> HttpResponse:
+    """An RFC 9457 problem+json answer for a refused HTTP call, with the challenge a 401 needs."""
+    body = {
+        "type": f"urn:vetpacs:error:{exc.code}",
+        "title": exc.error.message,
+        "status": exc.http_status,
+        "detail": exc.detail,
+    }
+    resp = HttpResponse(
+        json.dumps(body, ensure_ascii=False),
+        status=exc.http_status,
+        content_type="application/problem+json; charset=utf-8",
+    )
+    if exc.http_status == 401:
+        resp["WWW-Authenticate"] = 'Bearer realm="vetpacs"'
+    return resp
