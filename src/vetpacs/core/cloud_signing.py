@@ -92,3 +92,33 @@ def tencent_tc3(
         f"{TC3} Credential={secret_id}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
     )
     return Tc3Signed(canonical_request, string_to_sign, signature, authorization)
+
+
+def tencent_api_headers(
+    *,
+    secret_id: str,
+    secret_key: str,
+    service: str,
+    host: str,
+    payload: str,
+    action: str,
+    version: str,
+    timestamp: int,
+) -> dict[str, str]:
+    """The headers of a signed TencentCloud API 3.0 JSON POST (X-TC-Region is the caller's to add)."""
+    signed = tencent_tc3(
+        secret_id=secret_id,
+        secret_key=secret_key,
+        service=service,
+        host=host,
+        payload=payload,
+        timestamp=timestamp,
+    )
+    return {
+        "Authorization": signed.authorization,
+        "Content-Type": "application/json; charset=utf-8",
+        "Host": host,
+        "X-TC-Action": action,
+        "X-TC-Version": version,
+        "X-TC-Timestamp": str(timestamp),
+    }

@@ -72,22 +72,16 @@ class TencentProvider:
         host = urlsplit(endpoint).netloc
         payload = json.dumps({"IdCard": id_number, "Name": name}, ensure_ascii=False, separators=(",", ":"))
         timestamp = int(time.time())
-        signed = cloud_signing.tencent_tc3(
+        headers = cloud_signing.tencent_api_headers(
             secret_id=self.config["secret_id"],
             secret_key=self.config["secret_key"],
             service="faceid",
             host=host,
             payload=payload,
+            action="IdCardVerification",
+            version=self.VERSION,
             timestamp=timestamp,
         )
-        headers = {
-            "Authorization": signed.authorization,
-            "Content-Type": "application/json; charset=utf-8",
-            "Host": host,
-            "X-TC-Action": "IdCardVerification",
-            "X-TC-Version": self.VERSION,
-            "X-TC-Timestamp": str(timestamp),
-        }
         try:
             resp = requests.post(
                 endpoint, data=payload.encode(), headers=headers, timeout=self.TIMEOUT_SECONDS

@@ -142,21 +142,17 @@ class TencentProvider:
         host = urlsplit(endpoint).netloc
         payload = self.payload(message)
         timestamp = int(time.time())
-        signed = signing.tencent_tc3(
-            secret_id=self.config["access_key_id"],
-            secret_key=self.config["access_key_secret"],
-            service="sms",
-            host=host,
-            payload=payload,
-            timestamp=timestamp,
-        )
         headers = {
-            "Authorization": signed.authorization,
-            "Content-Type": "application/json; charset=utf-8",
-            "Host": host,
-            "X-TC-Action": "SendSms",
-            "X-TC-Version": self.VERSION,
-            "X-TC-Timestamp": str(timestamp),
+            **signing.tencent_api_headers(
+                secret_id=self.config["access_key_id"],
+                secret_key=self.config["access_key_secret"],
+                service="sms",
+                host=host,
+                payload=payload,
+                action="SendSms",
+                version=self.VERSION,
+                timestamp=timestamp,
+            ),
             "X-TC-Region": self.config.get("region") or "ap-guangzhou",
         }
         try:
