@@ -211,3 +211,12 @@ def test_a_user_whose_role_may_not_view_studies_sees_none(clinic, three):
 
     auditor = create_user(username="audit-he", password="Audit-Pw0rd!", organisation=clinic, role="auditor")
     assert uids(session_client(auditor).get("/")) == []
+
+
+def test_header_links_the_administration_pages_a_role_may_open(clinic_user_client, radiologist_client, three):
+    admin = clinic_user_client.get("/").content.decode()
+    for href in ("/accounts/manage/", "/devices/", "/appkeys/", "/audit/"):
+        assert f'href="{href}"' in admin
+    reader = radiologist_client.get("/").content.decode()
+    for href in ("/accounts/manage/", "/appkeys/", "/audit/"):
+        assert f'href="{href}"' not in reader

@@ -29,6 +29,9 @@ class Viewer:
 
 def viewer_for(request: HttpRequest) -> Viewer:
     """The caller of a page (login_required has run); 404 for a user who may view no studies at all."""
+    kept = getattr(request, "_vetpacs_viewer", None)
+    if kept is not None:
+        return kept
     principal = principal_for_user(request.user)
     if principal is None:
         raise Http404("no organisation")
@@ -45,8 +48,33 @@ def viewer_for(request: HttpRequest) -> Viewer:
         for member_id, parent_id in members:
             perms.setdefault(member_id, set()).update(perms.get(parent_id, set()))
     seeing = frozenset(org for org in principal.organisation_ids if VIEW_STUDIES in perms.get(org, ()))
-    return Viewer(
+    viewer = Viewer(
         principal=Principal(organisation_ids=seeing, user_id=principal.user_id, label=principal.label),
         user_id=request.user.pk,
         permissions={org: frozenset(p) for org, p in perms.items()},
     )
+    request._vetpacs_viewer = viewer  # type: ignore[attr-defined] - one pass per request
+    return viewer
+
+
+# The administration pages a header links to, each shown to a user holding its permission somewhere.
+ADMIN_PAGES = (
+    ("member.view", "/accounts/manage/", "members"),
+    ("member.view", "/devices/", "gateways"),
+    ("appkey.manage", "/appkeys/", "app_keys"),
+    ("audit.view", "/audit/", "audit_log"),
+)
+
+
+def navigation(request: HttpRequest) -> dict[str, object]:
+    """Template context: the header's links to administration pages this page's viewer may open.
+
+    Read from the viewer a page has already worked out, so the header costs no query of its own."""
+    viewer = getattr(request, "_vetpacs_viewer", None)
+    if viewer is None:
+        return {}
+    from vetpacs.web.labels import labels, ui_language
+
+    held = frozenset().union(*viewer.permissions.values()) if viewer.permissions else frozenset()
+    words = labels(ui_language(request))
+    return {"admin_links": [(href, words[key]) for code, href, key in ADMIN_PAGES if code in held]}
