@@ -9,7 +9,7 @@ from django import forms
 from django.http import HttpRequest
 
 from vetpacs.apps.accounts import services
-from vetpacs.apps.accounts.models import AccountProfile
+from vetpacs.apps.accounts.models import AccountProfile, phone_index
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
@@ -82,10 +82,10 @@ class AccountAdapter(DefaultAccountAdapter):
         return profile.phone, profile.phone_verified
 
     def set_phone_verified(self, user: Any, phone: str) -> None:
-        AccountProfile.objects.filter(user=user, phone=phone).update(phone_verified=True)
+        AccountProfile.objects.filter(user=user, phone_index=phone_index(phone)).update(phone_verified=True)
 
     def get_user_by_phone(self, phone: str) -> Any | None:
-        profile = AccountProfile.objects.filter(phone=phone).select_related("user").first()
+        profile = AccountProfile.objects.filter(phone_index=phone_index(phone)).select_related("user").first()
         return profile.user if profile else None
 
     def send_verification_code_sms(self, user: Any, phone: str, code: str, **kwargs: Any) -> None:

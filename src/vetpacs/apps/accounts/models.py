@@ -6,13 +6,40 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from vetpacs.apps.identity import services as identity
+
+# Staff phone numbers are sealed at rest (R-7.3.4.1c) and found for login through a blind index.
+PHONE_PURPOSE = "accounts.phone"
+
+
+def phone_index(phone: str) -> str:
+    return identity.platform_blind_index(PHONE_PURPOSE, phone)
+
+
+def _get_phone(obj: models.Model) -> str | None:
+    sealed = obj.phone_sealed  # type: ignore[attr-defined]
+    return identity.open_platform_value(PHONE_PURPOSE, sealed) if sealed else None
+
+
+def _set_phone(obj: models.Model, value: str | None) -> None:
+    obj.phone_sealed = identity.seal_platform_value(PHONE_PURPOSE, value) if value else None  # type: ignore[attr-defined]
+    if hasattr(type(obj), "phone_index"):
+        obj.phone_index = phone_index(value) if value else None  # type: ignore[attr-defined]
+
+
+# `obj.phone` reads and writes the sealed column (and the index, where the model has one); a property,
+# so Model(phone=...) and update_or_create(defaults={"phone": ...}) work as for a field.
+_sealed_phone = property(_get_phone, _set_phone)
+
 
 class AccountProfile(models.Model):
     """What the platform keeps about a user beyond Django's User row."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
-    # E.164 (+8613800138000); login by phone and SMS codes (R-7.3.4.4b).
-    phone = models.CharField(max_length=32, null=True, blank=True, unique=True)
+    # E.164 (+8613800138000); login by phone and SMS codes (R-7.3.4.4b). Sealed; see _sealed_phone.
+    phone_sealed = models.BinaryField(null=True, blank=True)
+    phone_index = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    phone = _sealed_phone
     phone_verified = models.BooleanField(default=False)
     password_changed_at = models.DateTimeField(null=True, blank=True)
     # R-7.3.2.1d: an account an administrator created must choose its own password at first login.
@@ -56,7 +83,8 @@ class Invitation(models.Model):
     organisation = models.ForeignKey("orgs.Organisation", on_delete=models.CASCADE, related_name="+")
     username = models.CharField(max_length=150)
     email = models.EmailField(blank=True)
-    phone = models.CharField(max_length=32, blank=True)
+    phone_sealed = models.BinaryField(null=True, blank=True)
+    phone = _sealed_phone
     role = models.CharField(max_length=32)
     token_hash = models.CharField(max_length=64, unique=True)
     invited_by = models.ForeignKey(

@@ -29,6 +29,7 @@ from vetpacs.apps.accounts.models import (
     PasswordHistory,
     Role,
     SecurityEvent,
+    phone_index,
 )
 from vetpacs.apps.audit import services as audit
 from vetpacs.apps.orgs.models import Membership, Organisation
@@ -85,7 +86,7 @@ def find_user(login: str) -> Any | None:
     if user is None and "@" in login:
         user = user_model.objects.filter(email__iexact=login).first()
     if user is None:
-        profile = AccountProfile.objects.filter(phone=login).select_related("user").first()
+        profile = AccountProfile.objects.filter(phone_index=phone_index(login)).select_related("user").first()
         user = profile.user if profile else None
     return user
 
@@ -361,7 +362,7 @@ def create_account(
         profile = profile_of(user)
         profile.must_change_password = True
         profile.phone = phone or None
-        profile.save(update_fields=["must_change_password", "phone"])
+        profile.save(update_fields=["must_change_password", "phone_sealed", "phone_index"])
         audit.record(
             "account.created",
             organisation_id=organisation.pk,
@@ -455,7 +456,7 @@ def accept_invitation(*, raw_token: str, password: str, ip: str | None = None) -
         if inv.phone:
             profile = profile_of(user)
             profile.phone = inv.phone
-            profile.save(update_fields=["phone"])
+            profile.save(update_fields=["phone_sealed", "phone_index"])
         inv.accepted_at = timezone.now()
         inv.save(update_fields=["accepted_at"])
         audit.record(
@@ -513,7 +514,7 @@ def modify_account(
             if (profile.phone or "") != phone:
                 profile.phone = phone or None
                 profile.phone_verified = False
-                profile.save(update_fields=["phone", "phone_verified"])
+                profile.save(update_fields=["phone_sealed", "phone_index", "phone_verified"])
                 changed["phone"] = True
         if changed:
             audit.record(

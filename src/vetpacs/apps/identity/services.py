@@ -152,3 +152,21 @@ def destroy_keys(organisation_id: int) -> int:
     for _, wrapped in rows:
         keys.forget(bytes(wrapped))
     return len(rows)
+
+
+# Values the platform keeps about its own users (staff phone numbers, R-7.3.4.1c): sealed under a key
+# derived from the master key for one purpose, and found by exact match through a keyed blind index.
+def _platform_key(kind: str, purpose: str) -> bytes:
+    return crypto.derive_key(keys.master_key(), f"platform-{kind}:{purpose}")
+
+
+def seal_platform_value(purpose: str, value: str) -> bytes:
+    return crypto.seal(_platform_key("seal", purpose), value.encode(), purpose.encode())
+
+
+def open_platform_value(purpose: str, sealed: bytes) -> str:
+    return crypto.open_sealed(_platform_key("seal", purpose), bytes(sealed), purpose.encode()).decode()
+
+
+def platform_blind_index(purpose: str, value: str) -> str:
+    return crypto.blind_index(_platform_key("index", purpose), value)
