@@ -148,8 +148,11 @@ def ingest_batch(
     expected_study_uid: str | None = None,
     declared_sha256s: Sequence[str | None] | None = None,
     sha256s: Sequence[str | None] | None = None,
+    attempt: int = 0,
 ) -> list[Outcome]:
-    """Archive several files; one outcome per file, in order: its result or the error refusing it."""
+    """Archive several files; one outcome per file, in order: its result or the error refusing it.
+
+    `attempt` counts the tries of a file that lost a race with a concurrent writer (CONCURRENT_RETRIES)."""
     caller = _Caller(organisation_id, actor, user_id, ip, source)
     outcomes: list[Outcome | None] = [None] * len(paths)
     items: list[_Item] = []
@@ -192,8 +195,8 @@ def ingest_batch(
             discard(store, [i.key for i in written])
             for item in written:
                 outcomes[item.index] = (
-                    _retry_alone(item, caller, expected_study_uid)
-                    if len(written) > 1
+                    _retry_alone(item, caller, expected_study_uid, attempt=attempt)
+                    if len(written) > 1 or attempt < CONCURRENT_RETRIES
                     else _sole(item, caller)
                 )
         except BaseException:
@@ -206,7 +209,12 @@ class _Conflict(Exception):
     """The batch cannot be indexed in one go (a repeat inside it)."""
 
 
-def _retry_alone(item: _Item, caller: _Caller, expected_study_uid: str | None) -> Outcome:
+# A single file whose transaction lost a race (PostgreSQL: another upload of the same study created its
+# patient, study or series first) is tried again: the rows it needs now exist, so the next try succeeds.
+CONCURRENT_RETRIES = 3
+
+
+def _retry_alone(item: _Item, caller: _Caller, expected_study_uid: str | None, *, attempt: int) -> Outcome:
     [outcome] = ingest_batch(
         [item.path],
         organisation_id=caller.organisation_id,
@@ -216,6 +224,7 @@ def _retry_alone(item: _Item, caller: _Caller, expected_study_uid: str | None) -
         source=caller.source,
         expected_study_uid=expected_study_uid,
         sha256s=[item.sha256],
+        attempt=attempt + 1,
     )
     return outcome
 
