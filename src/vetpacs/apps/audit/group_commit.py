@@ -64,16 +64,16 @@ def record_durably(
     detail: dict[str, Any] | None = None,
 ) -> None:
     """Append an event and return once it is committed, sharing the commit with concurrent callers."""
-    event = {
-        "action": action,
-        "organisation_id": organisation_id,
-        "user_id": user_id,
-        "actor": actor,
-        "target": target,
-        "ip": ip,
-        "result": result,
-        "detail": detail,
-    }
+    event = services.event_fields(
+        action,
+        organisation_id=organisation_id,
+        user_id=user_id,
+        actor=actor,
+        target=target,
+        ip=ip,
+        result=result,
+        detail=detail,
+    )
     if transaction.get_connection().in_atomic_block:
         services.record_many([event])  # lands with the caller's change, or not at all
         return

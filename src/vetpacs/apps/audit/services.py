@@ -45,20 +45,41 @@ def record(
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append an event. Runs inside the caller's transaction, so it lands with the change."""
-    return record_many(
-        [
-            {
-                "action": action,
-                "organisation_id": organisation_id,
-                "user_id": user_id,
-                "actor": actor,
-                "target": target,
-                "ip": ip,
-                "result": result,
-                "detail": detail,
-            }
-        ]
-    )[0]
+    fields = event_fields(
+        action,
+        organisation_id=organisation_id,
+        user_id=user_id,
+        actor=actor,
+        target=target,
+        ip=ip,
+        result=result,
+        detail=detail,
+    )
+    return record_many([fields])[0]
+
+
+def event_fields(
+    action: str,
+    *,
+    organisation_id: int | None = None,
+    user_id: int | None = None,
+    actor: str = "",
+    target: str = "",
+    ip: str | None = None,
+    result: str = "ok",
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One event as record_many() takes it (record()'s arguments, with their defaults)."""
+    return {
+        "action": action,
+        "organisation_id": organisation_id,
+        "user_id": user_id,
+        "actor": actor,
+        "target": target,
+        "ip": ip,
+        "result": result,
+        "detail": detail,
+    }
 
 
 def record_many(events: list[dict[str, Any]]) -> list[AuditEvent]:
