@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import socket
-import subprocess
 import threading
 import time
 
@@ -13,54 +9,18 @@ import pytest
 import requests
 
 from tests.builders.dicom import image
+from tests.gateway.orthanc import free_port, needs_orthanc, start_orthanc
 from vetpacs.apps.orgs.services import issue_token
 from vetpacs.gateway.credentials import Credentials
 from vetpacs.gateway.report_return import PacsTarget, ReportReturnError, send_report
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("Orthanc") is None, reason="Orthanc (Debian package) not installed"
-)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_orthanc(tmp_path, http_port: int, dicom_port: int) -> subprocess.Popen:
-    config = {
-        "Name": "clinic-pacs",
-        "StorageDirectory": str(tmp_path / "storage"),
-        "IndexDirectory": str(tmp_path / "index"),
-        "HttpPort": http_port,
-        "DicomPort": dicom_port,
-        "DicomAet": "CLINICPACS",
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False,
-        "DicomCheckCalledAet": True,
-        "Plugins": [],
-    }
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "orthanc.json").write_text(json.dumps(config))
-    proc = subprocess.Popen(
-        ["Orthanc", str(tmp_path / "orthanc.json")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{http_port}/system", timeout=1).ok:
-                return proc
-        except requests.RequestException:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("Orthanc did not start")
+pytestmark = needs_orthanc
 
 
 @pytest.fixture
 def orthanc(tmp_path):
-    http_port, dicom_port = _free_port(), _free_port()
-    proc = _start_orthanc(tmp_path / "orthanc", http_port, dicom_port)
+    http_port, dicom_port = free_port(), free_port()
+    proc = start_orthanc(tmp_path / "orthanc", http_port, dicom_port)
     yield http_port, dicom_port
     proc.terminate()
     proc.wait(timeout=30)
@@ -98,7 +58,7 @@ def test_report_return_retries_until_the_pacs_is_up(transactional_db, live_serve
         f"/instances/{ds.SOPInstanceUID}"
     )
     creds = Credentials(live_server.url, "gw_test", issue_token(organisation=clinic, name="gw"), b"")
-    http_port, dicom_port = _free_port(), _free_port()
+    http_port, dicom_port = free_port(), free_port()
     outcome: dict[str, str] = {}
     worker = threading.Thread(
         target=lambda: outcome.update(
@@ -110,7 +70,7 @@ def test_report_return_retries_until_the_pacs_is_up(transactional_db, live_serve
     worker.start()
     time.sleep(1.0)  # several refused attempts while the PACS is down
     assert "result" not in outcome
-    proc = _start_orthanc(tmp_path / "orthanc", http_port, dicom_port)
+    proc = start_orthanc(tmp_path / "orthanc", http_port, dicom_port)
     try:
         worker.join(60)
         assert "attempt" in outcome["result"] and "attempt 1," not in outcome["result"]
@@ -141,7 +101,7 @@ def test_queued_report_return_survives_a_restart_and_completes_when_the_pacs_is_
         f"/instances/{ds.SOPInstanceUID}"
     )
     creds = Credentials(live_server.url, "gw_test", issue_token(organisation=clinic, name="gw"), b"")
-    http_port, dicom_port = _free_port(), _free_port()
+    http_port, dicom_port = free_port(), free_port()
     pacs = PacsTarget("CLINICPACS", "127.0.0.1", dicom_port)
     now = [1000.0]
     first = ReportReturner(creds, pacs, tmp_path / "state", clock=lambda: now[0])
@@ -150,7 +110,7 @@ def test_queued_report_return_survives_a_restart_and_completes_when_the_pacs_is_
     assert first.status()["report_returns_pending"] == 1
     assert "refused" in first.status()["report_return_error"]
     # the gateway restarts; the PACS comes up; the return is retried once its back-off has passed
-    proc = _start_orthanc(tmp_path / "orthanc", http_port, dicom_port)
+    proc = start_orthanc(tmp_path / "orthanc", http_port, dicom_port)
     try:
         second = ReportReturner(creds, pacs, tmp_path / "state", clock=lambda: now[0])
         assert second.run_due() == 0  # not due yet

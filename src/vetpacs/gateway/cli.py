@@ -122,6 +122,7 @@ def cmd_action(args: argparse.Namespace) -> int:
 from vetpacs.gateway.convert.cli import add_convert  # noqa: E402
 from vetpacs.gateway.enrol import add_enroll  # noqa: E402
 from vetpacs.gateway.hl7 import add_hl7  # noqa: E402
+from vetpacs.gateway.pull import add_pull  # noqa: E402
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
     add_run,
@@ -132,6 +133,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore
     add_enroll,
     add_convert,
     add_hl7,
+    add_pull,
 ]
 
 

@@ -51,10 +51,19 @@ class GatewayConfig:
     pacs_host: str = ""
     pacs_port: int = 104
     pacs_ae_title: str = ""
+    # Query/retrieve from that PACS: 0 pull_interval_s: only `vetpacs-gateway pull`
+    pull_interval_s: float = 0.0
+    pull_days: int = 7  # studies of today and the days before; 0: any date
+    pull_modalities: tuple[str, ...] = ()  # empty: every modality
+    pull_retrieve: str = "move"  # "move": C-MOVE to ae_title (the PACS must know it); "get": C-GET
 
     @property
     def queue_path(self) -> Path:
         return self.spool_dir / "queue.sqlite3"
+
+    @property
+    def pull_path(self) -> Path:
+        return self.spool_dir / "pull.sqlite3"
 
     @property
     def credentials_path(self) -> Path:
@@ -130,6 +139,12 @@ def _check(cfg: GatewayConfig) -> None:
         raise ConfigError("bandwidth_bytes_per_s must be 0 (no cap) or positive")
     if cfg.retry_base_s <= 0 or cfg.retry_cap_s < cfg.retry_base_s:
         raise ConfigError("retry_base_s must be positive and retry_cap_s at least retry_base_s")
+    if cfg.pull_retrieve not in ("move", "get"):
+        raise ConfigError(f"pull_retrieve {cfg.pull_retrieve!r}: it is 'move' (C-MOVE) or 'get' (C-GET)")
+    if cfg.pull_interval_s < 0 or cfg.pull_days < 0:
+        raise ConfigError("pull_interval_s and pull_days must be 0 (off / any date) or positive")
+    if cfg.pull_interval_s and not (cfg.pacs_host and cfg.pacs_ae_title):
+        raise ConfigError("pull_interval_s needs the clinic PACS: pacs_host, pacs_port and pacs_ae_title")
 
 
 def write_default(config_dir: Path, **values: Any) -> Path:

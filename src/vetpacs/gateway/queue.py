@@ -397,6 +397,18 @@ class Queue:
         rows = self._conn().execute(sql, (*args, limit)).fetchall()
         return [e for e in map(_entry, rows) if e is not None]
 
+    def count_study(self, study_instance_uid: str) -> int:
+        """Instances of a study the gateway holds or uploaded (a pull skips a study it already has)."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT COUNT(DISTINCT sop_instance_uid) FROM entries WHERE study_instance_uid=?",
+                (study_instance_uid,),
+            )
+            .fetchone()
+        )
+        return int(row[0])
+
     def counts(self) -> dict[str, int]:
         rows = self._conn().execute("SELECT state, COUNT(*) AS n FROM entries GROUP BY state").fetchall()
         out = dict.fromkeys(STATES, 0)

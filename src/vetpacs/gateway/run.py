@@ -113,6 +113,7 @@ class Gateway:
         self.watchers: list[Any] = []
         self.heartbeat: Any = None
         self.report_returner: Any = None
+        self.pull_scheduler: Any = None
 
     # -- status and commands ---------------------------------------------------------------------
 
@@ -124,6 +125,8 @@ class Gateway:
         status = self.snapshot().heartbeat()
         if self.report_returner is not None:
             status["report_returns"] = self.report_returner.status()
+        if self.pull_scheduler is not None:
+            status["pull"] = self.pull_scheduler.status()
         return status
 
     def act(self, action: str, study: str | None = None, entry_id: int | None = None) -> int:
@@ -161,6 +164,8 @@ class Gateway:
     # -- life cycle --------------------------------------------------------------------------------
 
     def start(self, *, heartbeat: bool = True) -> None:
+        from vetpacs.gateway.pull import scp_allow_list
+
         cfg = self.config
         self.uploader.start()
         self.scp = start_scp(
@@ -168,7 +173,7 @@ class Gateway:
             ae_title=cfg.ae_title,
             host=cfg.dicom_host,
             port=cfg.dicom_port,
-            allowed_calling_aes=cfg.allowed_calling_aes,
+            allowed_calling_aes=scp_allow_list(cfg),
             on_accepted=lambda _accepted: self.uploader.wake(),
         )
         self.status_server = StatusServer(cfg.status_host, cfg.status_port, self.snapshot, self.act)
@@ -192,6 +197,13 @@ class Gateway:
                 retry_cap_s=cfg.retry_cap_s,
             )
             self.report_returner.start()
+        if cfg.pull_interval_s:
+            from vetpacs.gateway.pull import PullScheduler, puller_for
+
+            wake = self.uploader.wake
+            puller = puller_for(cfg, self.spool, self.queue, on_accepted=lambda _accepted: wake())
+            self.pull_scheduler = PullScheduler(puller, cfg.pull_interval_s)
+            self.pull_scheduler.start()
         if heartbeat:
             from vetpacs.gateway.heartbeat import HeartbeatClient
 
@@ -212,6 +224,8 @@ class Gateway:
         return int(self.scp.server_address[1]) if self.scp is not None else self.config.dicom_port
 
     def shutdown(self) -> None:
+        if self.pull_scheduler is not None:
+            self.pull_scheduler.stop()
         if self.scp is not None:
             self.scp.shutdown()
         for watcher in self.watchers:

@@ -59,8 +59,12 @@ def handle_echo(event: Any) -> int:
     return int(DimseStatus.SUCCESS)
 
 
-def handle_store(event: Any, spool: Spool, on_accepted: Any = None) -> Dataset:
-    """Spool and queue the instance, then answer; any failure is a failure status, never Success."""
+def handle_store(event: Any, spool: Spool, on_accepted: Any = None, source: str | None = None) -> Dataset:
+    """Spool and queue the instance, then answer; any failure is a failure status, never Success.
+
+    `source` names where it came from when the sender is not the calling AE (a C-GET's sub-operation
+    arrives on the gateway's own association: `pull:<PACS AE>`).
+    """
     calling = event.assoc.requestor.ae_title.strip()
     with dimse_errors(f"C-STORE from {calling}") as outcome:
         try:
@@ -69,7 +73,7 @@ def handle_store(event: Any, spool: Spool, on_accepted: Any = None) -> Dataset:
         except Exception as exc:
             raise VetpacsError(Errors.NOT_DICOM, f"the dataset cannot be decoded: {exc}") from None
         validate(ds)
-        accepted = spool.accept_bytes(event.encoded_dataset(), ds, source=f"dicom:{calling}")
+        accepted = spool.accept_bytes(event.encoded_dataset(), ds, source=source or f"dicom:{calling}")
         if on_accepted is not None:
             on_accepted(accepted)
     return outcome.status
