@@ -24,6 +24,7 @@ commands:
   audit verify                 prove the audit hash chain unbroken; name the first broken event
   audit export [--format csv|json] [--since D] [--until D] [-o FILE]
   audit purge                  remove audit events older than the retention (>= 184 days)
+  watermark verify FILE        who downloaded this JPEG/PNG and when (or: mark missing/forged)
   create-app-key --org NAME --name LABEL --scopes S,...   key id + secret for signed requests
   configure-sso --org NAME --provider-id ID --server-url URL --client-id X --secret S
   demo                         create the demo clinic, user, token and studies

@@ -25,6 +25,7 @@ from vetpacs.apps.archive import blobs, queries
 from vetpacs.apps.archive.models import Instance
 from vetpacs.apps.audit import group_commit
 from vetpacs.apps.identity import services as identity
+from vetpacs.apps.watermark import services as watermark
 from vetpacs.core.errors import Errors, VetpacsError
 from vetpacs.dicom import codecs, render, splice
 from vetpacs.dicom import frames as F
@@ -894,6 +895,7 @@ def _rendered(request: HttpRequest, row: Instance, frame: int, *, thumbnail: boo
         quality=quality,
         max_size=render.THUMBNAIL_SIZE if thumbnail else None,
     )
+    body = watermark.mark_rendered(request, row, body, media)  # R-7.3.4.3b: a browser user's picture
     response = HttpResponse(body, content_type=media)
     response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "vetpacs.apps.esign",
     "vetpacs.apps.sso",
     "vetpacs.apps.devices",
+    "vetpacs.apps.watermark",
     "vetpacs.web",
     # allauth after our apps, so our templates (accounts/templates/account, mfa, allauth) win.
     "allauth",
@@ -225,6 +226,12 @@ if VETPACS_AUDIT_RETENTION_DAYS < 184:  # audit.retention.MIN_RETENTION_DAYS: th
     raise ImproperlyConfigured(
         f"VETPACS_AUDIT_RETENTION_DAYS={VETPACS_AUDIT_RETENTION_DAYS} is below 184 days (6 months)"
     )
+
+# R-7.3.4.3b: pictures leaving the platform carry a signed trace mark (always) and a visible tiled
+# mark of clinic, account and time: on downloads by default, off by default on WADO-RS rendered
+# frames and thumbnails, which viewers draw (apps/watermark).
+VETPACS_WATERMARK_DOWNLOADS = env_bool("WATERMARK_DOWNLOADS", True)
+VETPACS_WATERMARK_RENDERED = env_bool("WATERMARK_RENDERED", False)
 
 # Clinic gateways (apps/devices): heartbeat interval (offline after three missed beats) and how
 # long a one-time enrolment code stays valid.
