@@ -1,4 +1,4 @@
-"""Screenshots of the login, worklist, study, dashboard and both viewers, desktop and phone."""
+"""Screenshots of the login, worklist, study, each role's dashboard and both viewers, desktop and phone."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, session_cookie  # noqa: E402
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, role_user, session_cookie  # noqa: E402
 from tests.interop.conftest import start_live_server  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
@@ -49,6 +49,40 @@ def wait_for_light_viewer(page) -> None:
     page.wait_for_timeout(500)
 
 
+# The dashboard opens on a different panel per role; the demo user is the clinic's administrator.
+DASHBOARD_ROLES = ("radiologist", "technician", "auditor")
+
+
+def shoot_dashboard(page, base_url: str, name: str) -> None:
+    page.goto(f"{base_url}/dashboard/")
+    for i in range(page.locator("[data-chart]").count()):
+        page.locator("[data-chart]").nth(i).locator("svg").wait_for()
+    page.wait_for_timeout(800)  # the charts' entry animation
+    save(page.screenshot(full_page=True), name)
+
+
+def shoot_dashboards(browser, server) -> None:
+    """Each role's dashboard, desktop and phone (`screenshots.py dashboard` makes only these)."""
+    for screen, options in SCREENS.items():
+        context = browser.new_context(locale="zh-CN", **options)
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        context.add_cookies([session_cookie(server)])
+        shoot_dashboard(page, server.url, f"{screen}-dashboard")
+        if screen == "desktop":  # one failed sign-in, so the auditor's panel shows a security event
+            guest = browser.new_context(locale="zh-CN")
+            login = guest.new_page()
+            login.goto(f"{server.url}/login/")
+            login.fill("#id_username", "demo")
+            login.fill("#id_password", "not-the-password")
+            login.click("button[type=submit]")
+            guest.close()
+        for role in DASHBOARD_ROLES:
+            context.add_cookies([session_cookie(server, role_user(server, role))])
+            shoot_dashboard(page, server.url, f"{screen}-dashboard-{role.replace('_', '-')}")
+        context.close()
+
+
 def shoot(browser, server) -> None:
     base_url = server.url
     dx = server.run_cli(
@@ -71,10 +105,6 @@ def shoot(browser, server) -> None:
             "() => [...document.querySelectorAll('#series img')].every(i => i.complete && i.naturalWidth > 0)"
         )
         save(page.screenshot(full_page=True), f"{screen}-study")
-        page.goto(f"{base_url}/dashboard/")
-        page.locator("#chart svg").wait_for()
-        page.wait_for_timeout(800)  # the chart's entry animation
-        save(page.screenshot(full_page=True), f"{screen}-dashboard")
         page.goto(f"{base_url}/m/?study={dx}")
         wait_for_light_viewer(page)
         save(page.screenshot(), f"{screen}-light-viewer")
@@ -99,7 +129,9 @@ def main() -> int:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
                 try:
-                    shoot(browser, server)
+                    if "dashboard" not in sys.argv[1:]:
+                        shoot(browser, server)
+                    shoot_dashboards(browser, server)
                 finally:
                     browser.close()
         finally:

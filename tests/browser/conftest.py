@@ -68,6 +68,25 @@ print(settings.SESSION_COOKIE_NAME, session.session_key)
 """
 
 
+_ROLE_USER_CODE = """
+from django.contrib.auth import get_user_model
+from vetpacs.apps.orgs.models import Organisation
+from vetpacs.apps.orgs.services import create_user
+if not get_user_model().objects.filter(username={username!r}).exists():
+    create_user(username={username!r}, password="Pw-" + {username!r} + "-0!",
+                organisation=Organisation.objects.get(name={organisation!r}), role={role!r})
+"""
+
+
+def role_user(server: LiveServer, role: str, organisation: str = DEMO_CLINIC) -> str:
+    """A user of the demo clinic holding one role (made once per server); returns the username."""
+    username = f"demo-{role.replace('_', '-')}"
+    server.run_cli(
+        "shell", "-c", _ROLE_USER_CODE.format(username=username, role=role, organisation=organisation)
+    )
+    return username
+
+
 def session_cookie(server: LiveServer, username: str = DEMO_USER) -> dict:
     out = server.run_cli("shell", "-c", _SESSION_CODE.format(username=username)).stdout.split()
     name, key = out[-2], out[-1]

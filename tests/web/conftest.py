@@ -53,3 +53,9 @@ def radiologist_client(clinic):
 @pytest.fixture
 def other_clinic_user_client(other_clinic):
     return _signed_in(other_clinic, "other-zhao", "org_admin")
+
+
+@pytest.fixture
+def signed_in(db):
+    """signed_in(organisation, username, role) -> a client with that user's session."""
+    return _signed_in

@@ -22,6 +22,8 @@ class Viewer:
     user_id: int
     # organisation id -> permission codes; a role held in a chain covers its member clinics
     permissions: dict[int, frozenset[str]] = field(default_factory=dict)
+    # organisation id -> role codes held there (a chain's roles reach its member clinics)
+    roles: dict[int, frozenset[str]] = field(default_factory=dict)
 
     def may(self, code: str, organisation_id: int) -> bool:
         return code in self.permissions.get(organisation_id, frozenset())
@@ -36,6 +38,7 @@ def viewer_for(request: HttpRequest) -> Viewer:
     if principal is None:
         raise Http404("no organisation")
     perms: dict[int, set[str]] = {}
+    roles: dict[int, set[str]] = {}
     if request.user.is_superuser:
         perms = {org: set(PERMISSIONS) for org in principal.organisation_ids}
     else:
@@ -44,14 +47,17 @@ def viewer_for(request: HttpRequest) -> Viewer:
             memberships = memberships.filter(is_active=True)
         for org_id, role in memberships.values_list("organisation_id", "role"):
             perms.setdefault(org_id, set()).update(role_permissions(role, org_id))
+            roles.setdefault(org_id, set()).add(role)
         members = Organisation.objects.filter(parent_id__in=list(perms)).values_list("id", "parent_id")
         for member_id, parent_id in members:
             perms.setdefault(member_id, set()).update(perms.get(parent_id, set()))
+            roles.setdefault(member_id, set()).update(roles.get(parent_id, set()))
     seeing = frozenset(org for org in principal.organisation_ids if VIEW_STUDIES in perms.get(org, ()))
     viewer = Viewer(
         principal=Principal(organisation_ids=seeing, user_id=principal.user_id, label=principal.label),
         user_id=request.user.pk,
         permissions={org: frozenset(p) for org, p in perms.items()},
+        roles={org: frozenset(r) for org, r in roles.items()},
     )
     request._vetpacs_viewer = viewer  # type: ignore[attr-defined] - one pass per request
     return viewer
