@@ -163,3 +163,48 @@ def test_envelope_of_any_length_opens_despite_the_even_length_padding(tmp_path, 
     out = pydicom.dcmread(prepared.path)
     assert envelope.restore_encrypted_attributes(out)
     assert out.ResponsiblePerson == owner
+
+
+@pytest.mark.requirement("R-6.1.2")
+def test_his_record_fills_what_the_modality_left_blank_and_the_step_says_so(tmp_path):
+    from vetpacs.gateway.records import RecordStore
+
+    records = RecordStore(tmp_path / "records.sqlite3")
+    records.put(
+        source_id="hl7:HIS:1",
+        kind="order",
+        fields={
+            "patient_id": "PET-9",
+            "accession_number": "ACC-9",
+            "species": "猫",
+            "breed": "British  Shorthair",
+            "owner": "Li^Na",
+            "patient_sex": "FS",
+            "referring_physician_name": "Zhou^Jie",
+        },
+    )
+    ds = build.image(patient_id="PET-9", species=None, breed=None, owner=None, animal="Mimi")
+    ds.AccessionNumber = "ACC-9"
+    ds.ReferringPhysicianName = ""
+    del ds.PatientSex
+    prepared = _prepare(tmp_path, ds, compress=False, records=records)
+    [enriched] = [s for s in prepared.steps if s["step"] == "enriched"]
+    assert "PatientSpeciesDescription" in enriched["detail"]
+    assert "ReferringPhysicianName" in enriched["detail"]
+    out = pydicom.dcmread(prepared.path)
+    # Filled from the record, then normalised like a modality's own values.
+    assert out.PatientSpeciesDescription == "Feline"
+    assert out.PatientBreedDescription == "British Shorthair"
+    assert str(out.ResponsiblePerson) == "Li^Na" and str(out.PatientName) == "Li^Mimi"
+    assert out.PatientSex == "F" and out.PatientSexNeutered == "ALTERED"
+    assert str(out.ReferringPhysicianName) == "Zhou^Jie"
+
+
+def test_what_the_modality_sent_wins_over_the_record(tmp_path):
+    from vetpacs.gateway.records import RecordStore
+
+    records = RecordStore(tmp_path / "records.sqlite3")
+    records.put(source_id="csv:a:1", kind="patient", fields={"patient_id": "PET-001", "species": "Feline"})
+    prepared = _prepare(tmp_path, build.image(species="Canine"), compress=False, records=records)
+    assert pydicom.dcmread(prepared.path).PatientSpeciesDescription == "Canine"
+    assert [s["detail"] for s in prepared.steps if s["step"] == "enriched"] == ["nothing from HIS records"]

@@ -51,6 +51,10 @@ class GatewayConfig:
     pacs_host: str = ""
     pacs_port: int = 104
     pacs_ae_title: str = ""
+    # HIS/RIS records inside `run`: HL7 v2 over MLLP (0: no listener) and a CSV/JSON drop folder
+    hl7_host: str = "0.0.0.0"  # noqa: S104 - the HIS is on the clinic's LAN
+    hl7_port: int = 0
+    records_drop_folder: str = ""
     # Query/retrieve from that PACS: 0 pull_interval_s: only `vetpacs-gateway pull`
     pull_interval_s: float = 0.0
     pull_days: int = 7  # studies of today and the days before; 0: any date
@@ -60,6 +64,10 @@ class GatewayConfig:
     @property
     def queue_path(self) -> Path:
         return self.spool_dir / "queue.sqlite3"
+
+    @property
+    def records_path(self) -> Path:
+        return self.spool_dir / "records.sqlite3"
 
     @property
     def pull_path(self) -> Path:
@@ -129,8 +137,8 @@ def _check(cfg: GatewayConfig) -> None:
     ae = cfg.ae_title
     if not ae.strip() or len(ae) > 16 or "\\" in ae:
         raise ConfigError(f"ae_title {ae!r}: an AE title is 1-16 characters without backslash (PS3.5 6.2)")
-    if not 0 <= cfg.dicom_port <= 65535 or not 0 <= cfg.status_port <= 65535:
-        raise ConfigError("dicom_port and status_port must be between 0 and 65535")
+    if not all(0 <= port <= 65535 for port in (cfg.dicom_port, cfg.status_port, cfg.hl7_port)):
+        raise ConfigError("dicom_port, status_port and hl7_port must be between 0 and 65535")
     if cfg.parallel_uploads < 1:
         raise ConfigError("parallel_uploads must be at least 1")
     if cfg.chunk_size < 64 * 1024:

@@ -36,6 +36,10 @@ class MessageError(Exception):
     """The message cannot become a record; the text goes back in MSA-3 of an AE acknowledgement."""
 
 
+# PID-8 values beyond HL7 table 0001 that veterinary systems send: male/female neutered (castrated, spayed).
+VETERINARY_SEX = frozenset({"MN", "MC", "FS", "FN"})
+
+
 def _get(msg: hl7.Message, key: str) -> str:
     """A value by `SEG.field` or `SEG.field.component` (first repetition), "" when absent."""
     parts = key.split(".")
@@ -76,7 +80,7 @@ def to_record(msg: hl7.Message) -> tuple[str, str, dict[str, str]]:
         "patient_id": _get(msg, "PID.3.1"),
         "patient_name": _person(msg, "PID.5"),
         "patient_birth_date": _get(msg, "PID.7")[:8],
-        "patient_sex": _get(msg, "PID.8")[:1],
+        "patient_sex": _get(msg, "PID.8").upper(),
         "species": _get(msg, "PID.35.2") or _get(msg, "PID.35.1"),
         "breed": _get(msg, "PID.36.2") or _get(msg, "PID.36.1"),
     }
@@ -94,8 +98,11 @@ def to_record(msg: hl7.Message) -> tuple[str, str, dict[str, str]]:
         fields["modality"] = _get(msg, "IPC.5") or _get(msg, "OBR.24")
     if not fields["patient_id"]:
         raise MessageError("PID-3 (Patient ID) is empty")
-    if fields["patient_sex"] and fields["patient_sex"] not in ("M", "F", "O"):
-        fields["patient_sex"] = "O"
+    sex = fields["patient_sex"]
+    # Practice software writes the neuter status in PID-8 too (MN, FS): kept, so the pipeline sets
+    # Patient's Sex and Patient Sex Neutered from it.
+    if sex and sex not in VETERINARY_SEX:
+        fields["patient_sex"] = sex[:1] if sex[:1] in ("M", "F", "O") else "O"
     return f"hl7:{_get(msg, 'MSH.4') or _get(msg, 'MSH.3')}:{control_id}", kind, fields
 
 

@@ -1,6 +1,7 @@
 """What happens to a received instance before upload, each step recorded on its queue entry.
 
-validate (vetpacs.dicom.parse) -> normalise veterinary attributes -> compress to JPEG-LS lossless
+validate (vetpacs.dicom.parse) -> enrich from the HIS/RIS records (R-6.1.2: what the modality left
+blank, by accession number or Patient ID) -> normalise veterinary attributes -> compress to JPEG-LS lossless
 when uncompressed (R-6.1.3a; lossy originals untouched, SOP Instance UID kept) -> protect the
 owner's identity (R-6.1.3b/c, gateway/protect.py) -> the file to upload, written durably to the
 spool's ready/ folder with its SHA-256. The received file stays until the platform confirms.
@@ -23,6 +24,7 @@ from vetpacs.core.errors import VetpacsError
 from vetpacs.dicom import codecs
 from vetpacs.dicom.parse import read_dataset, validate
 from vetpacs.gateway.protect import protect_identity
+from vetpacs.gateway.records import RecordStore
 from vetpacs.gateway.spool import write_durably
 
 # Species as clinics type them -> the description the platform indexes (PS3.16 CID 7454 meanings).
@@ -99,7 +101,8 @@ def normalise(ds: Dataset) -> list[str]:
     pn = PersonName(name)
     # PS3.3 C.7.1.1 (veterinary): Patient's Name is 'Owner^Pet'. A bare pet name gets the owner.
     if owner and name and "^" not in name:
-        ds.PatientName = f"{owner}^{name}"
+        # The owner's family name (a record may carry the owner as 'Family^Given').
+        ds.PatientName = f"{PersonName(owner).family_name or owner}^{name}"
         changes.append(f"PatientName: {name!r} -> 'Owner^Pet'")
     elif owner and not name:
         ds.PatientName = f"{owner}^"
@@ -142,12 +145,21 @@ def prepare(
     *,
     compress: bool = True,
     recipient: x509.Certificate | None = None,
+    records: RecordStore | None = None,
 ) -> Prepared:
     """Run the pipeline on one received file; raises VetpacsError naming a refusal."""
     steps: list[dict[str, Any]] = []
     ds = read_dataset(received, defer=False)
     validate(ds)
     _step(steps, "validated", f"{ds.SOPClassUID} {ds.file_meta.TransferSyntaxUID}")
+    if records is not None:
+        # Before normalising, so a record's 犬 or MN is normalised like the modality's own values.
+        filled = records.enrich(ds)
+        _step(
+            steps,
+            "enriched",
+            ("from HIS records: " + ", ".join(filled)) if filled else "nothing from HIS records",
+        )
     changes = normalise(ds)
     _step(steps, "normalised", "; ".join(changes) or "nothing to change")
     ts = str(ds.file_meta.TransferSyntaxUID)

@@ -14,6 +14,7 @@ from vetpacs.gateway.config import GatewayConfig
 from vetpacs.gateway.credentials import Credentials
 from vetpacs.gateway.protect import load_recipient
 from vetpacs.gateway.queue import Queue
+from vetpacs.gateway.records import RecordStore
 from vetpacs.gateway.scp import start_scp
 from vetpacs.gateway.spool import Spool
 from vetpacs.gateway.status import Snapshot, StatusServer, snapshot
@@ -53,7 +54,10 @@ def _upload_main(config: GatewayConfig, credentials: Credentials, stop: Any, par
     queue = Queue(config.queue_path)
     spool = Spool(config.spool_dir, queue, min_free_bytes=config.min_free_bytes, clean_tmp=False)
     recipient = load_recipient(credentials.platform_public_key_pem) if config.protect_identity else None
-    service = UploadService(queue, spool, uploader_settings(config, credentials), recipient=recipient)
+    records = RecordStore(config.records_path)
+    service = UploadService(
+        queue, spool, uploader_settings(config, credentials), recipient=recipient, records=records
+    )
     service.start()
     while not stop.wait(1.0):
         if os.getppid() != parent_pid:  # the gateway died (kill -9): nothing may upload on its own
@@ -114,6 +118,7 @@ class Gateway:
         self.heartbeat: Any = None
         self.report_returner: Any = None
         self.pull_scheduler: Any = None
+        self.records_service: Any = None
 
     # -- status and commands ---------------------------------------------------------------------
 
@@ -168,6 +173,22 @@ class Gateway:
 
         cfg = self.config
         self.uploader.start()
+        if cfg.hl7_port or cfg.records_drop_folder:
+            from vetpacs.gateway.hl7 import RecordsService
+
+            if cfg.records_drop_folder:
+                Path(cfg.records_drop_folder).mkdir(parents=True, exist_ok=True)
+            # HIS records enrich what the pipeline prepares (the uploader reads the same file) and
+            # are uploaded as records. Listening before the SCP does: once `run` takes images, it
+            # takes the orders that describe them.
+            self.records_service = RecordsService(
+                RecordStore(cfg.records_path),
+                credentials=self.credentials if heartbeat else None,
+                hl7_host=cfg.hl7_host,
+                hl7_port=cfg.hl7_port or None,
+                drop_folder=Path(cfg.records_drop_folder) if cfg.records_drop_folder else None,
+            )
+            self.records_service.start()
         self.scp = start_scp(
             self.spool,
             ae_title=cfg.ae_title,
@@ -228,6 +249,8 @@ class Gateway:
             self.pull_scheduler.stop()
         if self.scp is not None:
             self.scp.shutdown()
+        if self.records_service is not None:
+            self.records_service.stop()
         for watcher in self.watchers:
             watcher.stop()
         if self.heartbeat is not None:

@@ -31,6 +31,7 @@ from tusclient.uploader.uploader import Uploader
 from vetpacs.core.errors import VetpacsError
 from vetpacs.gateway import pipeline
 from vetpacs.gateway.queue import DONE, FAILED, STOPPED, UPLOADING, VERIFYING, Entry, Queue, backoff_seconds
+from vetpacs.gateway.records import RecordStore
 from vetpacs.gateway.spool import Spool
 
 log = logging.getLogger("vetpacs.gateway.uploader")
@@ -335,8 +336,10 @@ class UploadService:
         settings: UploaderSettings,
         *,
         recipient: x509.Certificate | None,
+        records: RecordStore | None = None,
     ) -> None:
         self.queue = queue
+        self.records = records
         self.spool = spool
         self.settings = settings
         self.recipient = recipient
@@ -418,6 +421,7 @@ class UploadService:
                 self.spool.root / "tmp",
                 compress=self.settings.compress,
                 recipient=self.recipient,
+                records=self.records,
             )
         except VetpacsError as exc:
             self.queue.record_step(entry.id, "invalid", exc.detail)
