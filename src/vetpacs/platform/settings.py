@@ -78,6 +78,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "vetpacs.web.access.navigation",
+                "vetpacs.apps.accounts.middleware.csp_nonce",
             ],
         },
     },

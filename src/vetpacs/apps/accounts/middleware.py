@@ -4,6 +4,7 @@ R-6.2.6.3, R-7.3.2.1d)."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,14 +18,19 @@ from django.urls import reverse
 
 from vetpacs.apps.accounts import services
 
-# Scripts only from our origin, plus inline ones: the pages still carry small inline handlers
-# (onclick, onchange) and allauth's WebAuthn pages inline scripts; moving them to static files
-# and nonces would let this drop 'unsafe-inline'. OHIF (/viewer/) also compiles WebAssembly
-# codecs and runs web workers from blob: URLs, on its own paths only (so does the light viewer at
-# /m/). No plugins, no foreign frames, forms post only to us.
+# Scripts only from our origin, and inline ones only with this answer's nonce (R-7.3.4.2): an
+# injected <script> or on*= handler does not run. Pages keep their behaviour in static files
+# (accounts/static/vetpacs/behaviours.js: confirmations, auto-submitting selects, toggles) and give
+# their few inline scripts {{ csp_nonce }}. Styles may still be inline (style attributes are
+# everywhere; a style cannot run code). OHIF (/viewer/) also compiles WebAssembly codecs and runs web
+# workers from blob: URLs, on its own paths only (so does the light viewer at /m/), and keeps
+# 'unsafe-inline' there (a nonce would switch it off). No plugins, no foreign frames, forms post
+# only to us.
+NONCE_BYTES = 16
+_NONCE = "{nonce}"
 _BASE = {
     "default-src": "'self'",
-    "script-src": "'self' 'unsafe-inline'",
+    "script-src": f"'self' 'nonce-{_NONCE}'",
     "style-src": "'self' 'unsafe-inline'",
     "img-src": "'self' data: blob:",
     "font-src": "'self' data:",
@@ -48,14 +54,27 @@ _RELAXED = {
 }  # fmt: skip
 
 
-def content_security_policy(path: str) -> str:
+def content_security_policy(path: str, nonce: str = "") -> str:
+    """The policy for a path; `nonce` is the answer's own (new_nonce()), allowed on inline scripts."""
     directives = dict(_BASE)
     for prefix, extra in _RELAXED.items():
         if path.startswith(prefix):
             directives.update(extra)
+    if _NONCE in directives["script-src"]:
+        source = f"'nonce-{nonce}'" if nonce else ""
+        directives["script-src"] = directives["script-src"].replace(f"'nonce-{_NONCE}'", source).strip()
     ancestors = ["'self'", *getattr(settings, "VETPACS_FRAME_ANCESTORS", [])]
     directives["frame-ancestors"] = " ".join(ancestors)
     return "; ".join(f"{k} {v}" for k, v in directives.items())
+
+
+def new_nonce() -> str:
+    return secrets.token_urlsafe(NONCE_BYTES)
+
+
+def csp_nonce(request: HttpRequest) -> dict[str, str]:
+    """Template context processor: `{{ csp_nonce }}` for a page's inline <script nonce=...>."""
+    return {"csp_nonce": getattr(request, "csp_nonce", "")}
 
 
 class SecurityHeadersMiddleware:
@@ -69,9 +88,12 @@ class SecurityHeadersMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        # A new nonce for every answer, so one read from a page cannot be reused on the next.
+        nonce = new_nonce()
+        request.csp_nonce = nonce  # type: ignore[attr-defined]
         response = self.get_response(request)
         if "Content-Security-Policy" not in response:
-            response["Content-Security-Policy"] = content_security_policy(request.path)
+            response["Content-Security-Policy"] = content_security_policy(request.path, nonce)
         if getattr(settings, "VETPACS_FRAME_ANCESTORS", []):
             del response["X-Frame-Options"]
             response.xframe_options_exempt = True  # type: ignore[attr-defined]
