@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
@@ -125,17 +126,52 @@ def metadata_json(ds: Dataset) -> dict[str, Any]:
 
     Only top-level elements get a BulkDataURI (their URL names one tag); large values nested in
     sequences (icon images, say) are kept inline so no URI ever points at the wrong element.
+
+    Small elements still as read from the file are looked up by their bytes first: the instances
+    of one series repeat most of their attributes, and converting an element is what costs.
     """
-    slim = Dataset()
-    bulk: dict[str, Any] = {}
-    for elem in ds:
-        if elem.VR in BINARY_VRS and _length(elem) >= BULK_THRESHOLD:
-            bulk[f"{elem.tag:08X}"] = {"vr": elem.VR, "BulkDataURI": f"{BULK_PREFIX}{elem.tag:08X}"}
-        else:
-            slim.add(elem)
-    out = slim.to_json_dict(bulk_data_threshold=2**62)
-    out.update(bulk)
+    out: dict[str, Any] = {}
+    charset = ds.get_item(0x00080005)
+    charset_bytes = getattr(charset, "value", None) if charset is not None else None
+    for raw in ds.elements():
+        key = f"{raw.tag:08X}"
+        if isinstance(raw, RawDataElement) and _cacheable(raw):
+            memo = (raw.tag, raw.VR, raw.value, raw.is_implicit_VR, raw.is_little_endian, repr(charset_bytes))
+            cached = _json_memo.get(memo)
+            if cached is None:
+                cached = _element_json(ds[raw.tag])
+                if len(_json_memo) >= JSON_MEMO_ENTRIES:
+                    _json_memo.clear()
+                _json_memo[memo] = cached
+            out[key] = cached
+            continue
+        out[key] = _element_json(ds[raw.tag])
     return dict(sorted(out.items()))
+
+
+# Converted elements by (tag, VR, bytes, syntax, character set); values are shared, never changed.
+JSON_MEMO_ENTRIES = 8192
+JSON_MEMO_VALUE_BYTES = 256
+_json_memo: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def _cacheable(raw: RawDataElement) -> bool:
+    # Private elements are left out: their VR may depend on the creator element beside them.
+    value = raw.value
+    return (
+        value is not None
+        and len(value) <= JSON_MEMO_VALUE_BYTES
+        and raw.VR != "SQ"
+        and raw.length != 0xFFFFFFFF
+        and not raw.tag.is_private
+    )
+
+
+def _element_json(elem: Any) -> dict[str, Any]:
+    if elem.VR in BINARY_VRS and _length(elem) >= BULK_THRESHOLD:
+        return {"vr": elem.VR, "BulkDataURI": f"{BULK_PREFIX}{elem.tag:08X}"}
+    result: dict[str, Any] = elem.to_json_dict(None, 2**62)
+    return result
 
 
 def _length(elem: Any) -> int:

@@ -13,12 +13,16 @@ from typing import BinaryIO
 from vetpacs.core.errors import Errors, VetpacsError
 from vetpacs.storage.base import CHUNK_SIZE, BlobInfo, sha256_of, validate_key
 
+# Blob folders are "ab/cd": 65536 at most, so remembering every one seen stays small.
+MAX_KNOWN_FOLDERS = 65536 + 256
+
 
 class LocalBlobStore:
     def __init__(self, root: str | os.PathLike[str], name: str = "local") -> None:
         self.root = Path(root)
         self.name = name
         self.root.mkdir(parents=True, exist_ok=True)
+        self._folders: set[Path] = set()
 
     def _path(self, key: str) -> Path:
         return self.root / validate_key(key)
@@ -36,8 +40,7 @@ class LocalBlobStore:
     def put(self, key: str, stream: BinaryIO) -> BlobInfo:
         path = self._path(key)
         with self._writing(key):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+            fd, tmp = self._temporary(path.parent)
         h = hashlib.sha256()
         size = 0
         try:
@@ -64,6 +67,22 @@ class LocalBlobStore:
             finally:
                 os.close(dfd)
         return BlobInfo(key=key, size=size, sha256=h.hexdigest())
+
+    def _temporary(self, folder: Path) -> tuple[int, str]:
+        """A new temporary file in folder, made (with its parents) on first use.
+
+        Folders seen in this process are not made again: a new blob costs no mkdir once its
+        folder exists. A folder removed behind our back is made again."""
+        if folder not in self._folders:
+            folder.mkdir(parents=True, exist_ok=True)
+        try:
+            made = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+        except FileNotFoundError:
+            folder.mkdir(parents=True, exist_ok=True)
+            made = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+        if len(self._folders) < MAX_KNOWN_FOLDERS:
+            self._folders.add(folder)
+        return made
 
     def open(self, key: str) -> BinaryIO:
         try:
