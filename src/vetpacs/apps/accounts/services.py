@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -761,6 +762,42 @@ def active_ip_block(ip: str | None, now: datetime | None = None) -> IpBlock | No
     return IpBlock.objects.filter(ip=ip, until__gt=now, lifted_at__isnull=True).order_by("-until").first()
 
 
+# Every request that carries a session or a token asks whether its address is blocked
+# (R-7.3.2.2a: the connection is cut, not only the next login). The blocked addresses are read at
+# most this often per process, so the question costs a set lookup; a block made in this process
+# counts at once, one made elsewhere within this many seconds. A listed address is confirmed in the
+# database, so a lifted block frees it at once.
+BLOCK_CACHE_SECONDS = 5
+_monotonic = time.monotonic
+_blocked_ips: frozenset[str] = frozenset()
+_blocked_read_until = 0.0
+
+
+def forget_ip_blocks() -> None:
+    """Read the blocked addresses afresh on the next question (a block made or lifted here)."""
+    global _blocked_read_until  # noqa: PLW0603 - the process's one cache of blocked addresses
+    _blocked_read_until = 0.0
+
+
+def _blocked_addresses() -> frozenset[str]:
+    global _blocked_ips, _blocked_read_until  # noqa: PLW0603 - the process's one cache of blocked addresses
+    clock = _monotonic()
+    if clock >= _blocked_read_until:
+        now = timezone.now()
+        _blocked_ips = frozenset(
+            IpBlock.objects.filter(until__gt=now, lifted_at__isnull=True).values_list("ip", flat=True)
+        )
+        _blocked_read_until = clock + BLOCK_CACHE_SECONDS
+    return _blocked_ips
+
+
+def address_blocked(ip: str | None) -> IpBlock | None:
+    """The active block of an address, asked cheaply (see BLOCK_CACHE_SECONDS)."""
+    if not ip or ip not in _blocked_addresses():
+        return None
+    return active_ip_block(ip)
+
+
 def check_login_allowed(login: str, ip: str | None, now: datetime | None = None) -> None:
     """Raise LoginRefused for a blocked address or a locked account (even with the right password)."""
     now = now or timezone.now()
@@ -848,6 +885,7 @@ def record_login_failure(login: str, ip: str | None, now: datetime | None = None
             if workflow.should_block_ip(stats["n"], stats["keys"], block_after):
                 until = now + timedelta(seconds=block_seconds)
                 IpBlock.objects.create(ip=ip, created_at=now, until=until)
+                forget_ip_blocks()
                 SecurityEvent.objects.create(
                     kind=SecurityEvent.Kind.IP_BLOCKED,
                     subject=f"ip:{ip}",
@@ -917,6 +955,7 @@ def lift_ip_block(*, ip: str, by: Any, now: datetime | None = None) -> None:
     now = now or timezone.now()
     with transaction.atomic():
         IpBlock.objects.filter(ip=ip, lifted_at__isnull=True).update(lifted_at=now)
+        forget_ip_blocks()
         SecurityEvent.objects.filter(
             kind=SecurityEvent.Kind.IP_BLOCKED, subject=f"ip:{ip}", resolved=False
         ).update(resolved=True, resolved_at=now, resolved_by=by)
