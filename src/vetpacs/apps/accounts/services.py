@@ -951,6 +951,16 @@ def unlock_account(*, user: Any, by: Any, now: datetime | None = None) -> None:
         )
 
 
+def purge_security_records(*, before: datetime) -> int:
+    """Security events and ended IP blocks older than `before` (the audit retention, R-7.3.2.2f).
+    Each lock and block is also in the audit log, whose own purge keeps the chain verifiable."""
+    with transaction.atomic():
+        events, _ = SecurityEvent.objects.filter(at__lt=before).delete()
+        blocks, _ = IpBlock.objects.filter(until__lt=before).delete()
+        LoginFailure.objects.filter(at__lt=before).delete()
+    return events + blocks
+
+
 def lift_ip_block(*, ip: str, by: Any, now: datetime | None = None) -> None:
     now = now or timezone.now()
     with transaction.atomic():
