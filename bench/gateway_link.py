@@ -3,15 +3,18 @@
 R-7.1.3 (30 images/s), R-7.2.1/2 (50 Mbit/s, 200 ms). A veth pair joins a namespace running
 `vetpacs-gateway run` to one running `vetpacs serve`; `tc netem` on both ends adds 100 ms each way
 and limits each direction to 50 Mbit/s. DCMTK's storescu sends 600 uncompressed DX images of about
-250 KB to the gateway's SCP (inside its namespace); the clock runs from the first image sent until
-the gateway has the platform's confirmation of the last. Then every SHA-256 is checked twice: the
-gateway marked an entry done only on the platform's confirmation of its own hash, and here the
-platform's archive is read to compare each instance's stored SHA-256 with the gateway's.
+250 KB to the gateway's SCP (inside its namespace), from four storescu processes at once by default
+(`--senders`: a clinic's rooms sending together; the SCP's group commit lets instances arriving
+together share one queue commit, while one association's instances each wait for their own). The
+clock runs from the first image sent until the gateway has the platform's confirmation of the last.
+Then every SHA-256 is checked twice: the gateway marked an entry done only on the platform's
+confirmation of its own hash, and here the platform's archive is read to compare each instance's
+stored SHA-256 with the gateway's.
 
 Needs root (network namespaces, tc). Where namespaces cannot be made the script says so and exits 2.
 The namespaces use 10.200.77.1 and .2 on the veth pair only: no traffic leaves them.
 
-    sudo .venv/bin/python bench/gateway_link.py [--images 600] [--parallel 16]
+    sudo .venv/bin/python bench/gateway_link.py [--images 600] [--parallel 16] [--senders 4]
 """
 
 from __future__ import annotations
@@ -124,6 +127,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--parallel", type=int, default=16, help="the gateway's parallel uploads")
+    parser.add_argument(
+        "--senders", type=int, default=4, help="storescu processes sending at once (1: one modality)"
+    )
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument(
         "--relay", nargs=4, metavar=("HOST", "PORT", "TARGET_PORT", "DELAY_S"), help=argparse.SUPPRESS
@@ -230,27 +236,33 @@ def run(link: Link, work: Path, procs: list[subprocess.Popen], args: argparse.Na
             return 1
         time.sleep(0.3)
 
-    outbox = work / "outbox"
-    outbox.mkdir()
+    senders = max(1, args.senders)
+    outboxes = [work / f"outbox{k}" for k in range(senders)]
+    for outbox in outboxes:
+        outbox.mkdir()
     for i, data in enumerate(corpus(args.images, per_study=50)):
-        (outbox / f"{i:05d}.dcm").write_bytes(data)
-    sent_bytes = sum(p.stat().st_size for p in outbox.iterdir())
+        (outboxes[i % senders] / f"{i:05d}.dcm").write_bytes(data)
+    sent_bytes = sum(p.stat().st_size for outbox in outboxes for p in outbox.iterdir())
     how = (
         "tc netem" if link.netem else "tc tbf for the rate + a relay holding bytes 100 ms each way (no netem)"
     )
     print(f"link: {RATE}, 200 ms round trip ({how}); "
-          f"{args.images} images, {sent_bytes / args.images / 1024:.0f} KB each uncompressed")  # fmt: skip
+          f"{args.images} images, {sent_bytes / args.images / 1024:.0f} KB each uncompressed, "
+          f"from {senders} storescu at once")  # fmt: skip
 
     queue_db = gw_dir / "spool" / "queue.sqlite3"
     start = time.monotonic()
-    store = subprocess.Popen(
-        link.exec(
-            link.gw, "storescu", "-aec", "VETPACS_GW", "+sd", "127.0.0.1", str(DICOM_PORT), str(outbox)
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    stores = [
+        subprocess.Popen(
+            link.exec(
+                link.gw, "storescu", "-aec", "VETPACS_GW", "+sd", "127.0.0.1", str(DICOM_PORT), str(outbox)
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for outbox in outboxes
+    ]
     done, received_at = 0, float("nan")
     while time.monotonic() - start < args.timeout:
         with sqlite3.connect(queue_db, timeout=30) as db:
@@ -264,7 +276,8 @@ def run(link: Link, work: Path, procs: list[subprocess.Popen], args: argparse.Na
             break
         time.sleep(0.2)
     elapsed = time.monotonic() - start
-    store.wait(timeout=60)
+    for store in stores:
+        store.wait(timeout=60)
     if done < args.images:
         print(f"gateway_link: only {done}/{args.images} confirmed in {args.timeout:.0f} s (failed: {failed})")
         print((work / "gateway.log").read_text()[-3000:])

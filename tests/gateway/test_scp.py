@@ -130,7 +130,7 @@ def test_spool_below_its_free_space_minimum_answers_out_of_resources(scp, spool,
 
 
 def test_a_write_failing_with_enospc_answers_out_of_resources(scp, queue, monkeypatch, tmp_path):
-    def full(path, data, tmp_dir):
+    def full(path, data, tmp_dir, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(spool_module, "write_durably", full)
@@ -163,3 +163,74 @@ def test_every_modality_kind_is_accepted(scp, queue, modality):
     [entry] = queue.entries()
     assert entry.sop_class_uid == build.SOP_CLASSES[modality]
     assert entry.modality == modality
+
+
+@pytest.mark.requirement("R-6.1.1a")
+def test_instances_arriving_together_share_a_commit_and_each_is_durable_before_its_answer(
+    spool, queue, monkeypatch, tmp_path
+):
+    import sqlite3
+    import subprocess
+    import time
+
+    real_fsync_dir = spool_module.fsync_dir
+    fsyncs = []
+    real_fsync = spool_module.os.fsync
+
+    def slow_fsync_dir(path):
+        time.sleep(0.02)  # a disk whose flush takes 20 ms, as a clinic PC's spinning disk does
+        real_fsync_dir(path)
+
+    def counting_fsync(fd):
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(spool_module, "fsync_dir", slow_fsync_dir)
+    monkeypatch.setattr(spool_module.os, "fsync", counting_fsync)
+    not_durable = []
+
+    def on_accepted(accepted):
+        # About to answer Success: the row is committed, as another connection (process) sees it.
+        with sqlite3.connect(queue.path) as other:
+            row = other.execute(
+                "SELECT received_path FROM entries WHERE id=?", (accepted.entry_id,)
+            ).fetchone()
+        if row is None or not Path(row[0]).exists():
+            not_durable.append(accepted.entry_id)
+
+    server = start_scp(spool, ae_title="GW", host="127.0.0.1", port=0, on_accepted=on_accepted)
+    senders, per_sender = 6, 8
+    # Six modalities at once, each a DCMTK storescu process of its own (as in a clinic: the SCP is
+    # the only thing in this process competing for the interpreter).
+    folders = []
+    for k in range(senders):
+        folder = tmp_path / f"modality{k}"
+        folder.mkdir()
+        for ds in build.study(per_sender):
+            build.write(ds, folder)
+        folders.append(folder)
+    try:
+        port = str(server.server_address[1])
+        procs = [
+            subprocess.Popen(
+                ["storescu", "-aet", f"DR{k}", "-aec", "GW", "+sd", "127.0.0.1", port, str(folder)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            for k, folder in enumerate(folders)
+        ]
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        codes = [p.returncode for p in procs]
+    finally:
+        server.shutdown()
+    assert codes == [0] * senders, errors
+    n = senders * per_sender
+    assert not_durable == []
+    assert len(queue.entries()) == n
+    group = spool.group_commit
+    assert group.rows == n
+    # Before: one directory fsync and one queue commit per instance. Now they are shared.
+    assert group.commits <= n // 2, f"{group.commits} commits for {n} instances"
+    assert group.dir_fsyncs == group.commits
+    # Each file's own data is still fsynced, once; the directory once per group.
+    assert len(fsyncs) == n + group.dir_fsyncs

@@ -201,34 +201,50 @@ class Queue:
         source: str,
         **attrs: str,
     ) -> int:
+        row: dict[str, Any] = {
+            **attrs,
+            "sop_instance_uid": sop_instance_uid,
+            "study_instance_uid": study_instance_uid,
+            "received_path": received_path,
+            "received_sha256": received_sha256,
+            "received_size": received_size,
+            "source": source,
+        }
+        return self.add_many([row])[0]
+
+    def add_many(self, rows: list[dict[str, Any]]) -> list[int]:
+        """Received instances (keyword arguments of `add` each), in one transaction: one fsync for all."""
         now = time.time()
-        step = json.dumps([{"step": "received", "at": now, "detail": source}])
+        ids: list[int] = []
         with self._tx() as db:
-            cur = db.execute(
-                "INSERT INTO entries (sop_instance_uid, study_instance_uid, series_instance_uid,"
-                " sop_class_uid, patient_id, study_date, study_description, modality, source,"
-                " received_path, received_sha256, received_size, state, steps, created_at, updated_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    sop_instance_uid,
-                    study_instance_uid,
-                    attrs.get("series_instance_uid", ""),
-                    attrs.get("sop_class_uid", ""),
-                    attrs.get("patient_id", ""),
-                    attrs.get("study_date", ""),
-                    attrs.get("study_description", ""),
-                    attrs.get("modality", ""),
-                    source,
-                    str(received_path),
-                    received_sha256,
-                    received_size,
-                    PENDING,
-                    step,
-                    now,
-                    now,
-                ),
-            )
-            return int(cur.lastrowid or 0)
+            for r in rows:
+                step = json.dumps([{"step": "received", "at": now, "detail": r["source"]}])
+                cur = db.execute(
+                    "INSERT INTO entries (sop_instance_uid, study_instance_uid, series_instance_uid,"
+                    " sop_class_uid, patient_id, study_date, study_description, modality, source,"
+                    " received_path, received_sha256, received_size, state, steps, created_at, updated_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        r["sop_instance_uid"],
+                        r["study_instance_uid"],
+                        r.get("series_instance_uid", ""),
+                        r.get("sop_class_uid", ""),
+                        r.get("patient_id", ""),
+                        r.get("study_date", ""),
+                        r.get("study_description", ""),
+                        r.get("modality", ""),
+                        r["source"],
+                        str(r["received_path"]),
+                        r["received_sha256"],
+                        r["received_size"],
+                        PENDING,
+                        step,
+                        now,
+                        now,
+                    ),
+                )
+                ids.append(int(cur.lastrowid or 0))
+        return ids
 
     def find_same(self, sop_instance_uid: str, received_sha256: str) -> Entry | None:
         """An entry already holding these very bytes that is not stopped for good (a modality's resend)."""
