@@ -61,3 +61,29 @@ class AcceptInvitationForm(forms.Form):
         if data.get("password1") != data.get("password2"):
             raise forms.ValidationError("两次输入的密码不一致。The two passwords differ.")
         return data
+
+
+class ResetCodeRequestForm(forms.Form):
+    phone = forms.CharField(
+        label="手机号 Phone",
+        max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel", "autofocus": True}),
+    )
+
+
+class ResetWithCodeForm(forms.Form):
+    code = forms.CharField(
+        label="短信验证码 SMS code",
+        max_length=12,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
+        ),
+    )
+    password1 = forms.CharField(label="新密码 New password", widget=forms.PasswordInput)
+    password2 = forms.CharField(label="再次输入 New password again", widget=forms.PasswordInput)
+
+    def clean(self):  # noqa: ANN201 - Django's signature
+        data = super().clean()
+        if data.get("password1") != data.get("password2"):
+            raise forms.ValidationError("两次输入的密码不一致。The two passwords differ.")
+        return data

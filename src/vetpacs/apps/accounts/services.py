@@ -35,7 +35,9 @@ from vetpacs.apps.accounts.models import (
 from vetpacs.apps.audit import services as audit
 from vetpacs.apps.orgs.models import Membership, Organisation
 from vetpacs.apps.orgs.services import Principal
+from vetpacs.core.errors import VetpacsError
 from vetpacs.core.ids import new_token
+from vetpacs.core.masking import mask_phone
 
 PASSWORD_HISTORY_SIZE = 5
 INVITATION_TTL_HOURS = 72
@@ -1050,3 +1052,94 @@ def change_password(*, user: Any, current: str, new: str) -> None:
         user.set_password(new)
         user.save()
         audit.record("password.changed", user_id=user.pk, actor=_actor(user), target=f"user:{user.pk}")
+
+
+# ------------------------------------------------------------- password reset by SMS code
+
+RESET_PURPOSE = "password_reset"
+_RESET_CODE_WRONG = (
+    "reset_code_invalid",
+    "验证码错误、已使用或已过期。",
+    "The code is wrong, used or expired.",
+)
+
+
+def _phone_forms(phone: str) -> list[str]:
+    """The ways a mainland number may have been stored: as typed, bare 11 digits, +86 form."""
+    from vetpacs.apps.sms import services as sms
+
+    forms = [phone.strip()]
+    try:
+        bare = sms.normalise_phone(phone)
+    except VetpacsError:
+        return forms
+    forms += [bare, f"+86{bare}"] if len(bare) == 11 and not bare.startswith("+") else [bare]
+    return list(dict.fromkeys(forms))
+
+
+def user_by_phone(phone: str) -> Any | None:
+    """The active account whose (sealed) phone is this number, found through the blind index."""
+    indexes = [phone_index(p) for p in _phone_forms(phone) if p]
+    profile = (
+        AccountProfile.objects.filter(phone_index__in=indexes, user__is_active=True)
+        .select_related("user")
+        .first()
+    )
+    return profile.user if profile else None
+
+
+def request_password_reset_code(*, phone: str, ip: str | None = None) -> None:
+    """Send a reset code to an account's phone (R-7.3.2.1d: a verified code instead of the current
+    password). A number that belongs to nobody gets no SMS and the same answer, so the page tells
+    nobody which numbers have accounts; the SMS limits per phone and per address apply
+    (sms.issue_code raises SMS_RATE_LIMITED)."""
+    from vetpacs.apps.sms import services as sms
+
+    user = user_by_phone(phone)
+    if user is None:
+        sms.normalise_phone(phone)  # a malformed number is still told so
+        audit.record("password.reset_requested", ip=ip, result="unknown", detail={"phone": mask_phone(phone)})
+        return
+    sms.issue_code(phone=phone, purpose=RESET_PURPOSE, ip=ip, user_id=user.pk)
+    audit.record(
+        "password.reset_requested",
+        organisation_id=(_org_ids(user) or [None])[0],
+        user_id=user.pk,
+        actor=_actor(user),
+        target=f"user:{user.pk}",
+        ip=ip,
+        detail={"phone": mask_phone(phone)},
+    )
+
+
+def reset_password_with_code(*, phone: str, code: str, new: str, ip: str | None = None) -> Any:
+    """Set a new password on the proof of a reset code (single use). The password policy, history
+    included, is checked before the code is spent, so a refused password leaves the code usable.
+    A lock from failed logins ends: the owner has proven who they are. Sessions elsewhere end too
+    (Django ties a session to the password hash)."""
+    from vetpacs.apps.sms import services as sms
+
+    user = user_by_phone(phone)
+    if user is None:
+        raise AccountError(*_RESET_CODE_WRONG)
+    _validate_password(new, user)
+    try:
+        sms.check_code(phone=phone, purpose=RESET_PURPOSE, code=code, ip=ip, user_id=user.pk)
+    except VetpacsError as exc:
+        raise AccountError(*_RESET_CODE_WRONG) from exc
+    now = timezone.now()
+    with transaction.atomic():
+        user.set_password(new)
+        user.save(update_fields=["password"])
+        remember_password(user, now)
+        AccountProfile.objects.filter(user=user).update(locked_until=None, failures_cleared_at=now)
+        audit.record(
+            "password.reset",
+            organisation_id=(_org_ids(user) or [None])[0],
+            user_id=user.pk,
+            actor=_actor(user),
+            target=f"user:{user.pk}",
+            ip=ip,
+            detail={"by": "sms_code"},
+        )
+    return user

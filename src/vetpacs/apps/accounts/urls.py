@@ -10,4 +10,11 @@ urlpatterns = [
     path("manage/review/", views.review, name="accounts_review"),
     path("manage/security/", views.security, name="accounts_security"),
     path("invite/<str:token>/", views.accept_invitation, name="accounts_invitation"),
+    # Before allauth's password/reset/ pages (platform/urls.py includes this table first).
+    path("password/reset/sms/", views.reset_password_sms, name="accounts_reset_password_sms"),
+    path(
+        "password/reset/sms/confirm/",
+        views.reset_password_sms_confirm,
+        name="accounts_reset_password_sms_confirm",
+    ),
 ]

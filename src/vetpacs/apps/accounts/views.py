@@ -12,9 +12,16 @@ from django.views.decorators.http import require_http_methods
 
 from vetpacs.apps.accounts import services, workflow
 from vetpacs.apps.accounts.adapter import client_ip
-from vetpacs.apps.accounts.forms import AcceptInvitationForm, MemberForm, RoleForm
+from vetpacs.apps.accounts.forms import (
+    AcceptInvitationForm,
+    MemberForm,
+    ResetCodeRequestForm,
+    ResetWithCodeForm,
+    RoleForm,
+)
 from vetpacs.apps.accounts.models import Role
 from vetpacs.apps.orgs.models import Membership, Organisation
+from vetpacs.core.masking import mask_phone
 
 
 def _org_query(org: Organisation) -> str:
@@ -238,3 +245,58 @@ def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
             messages.success(request, "账号已激活，请登录。Your account is active; please log in.")
             return redirect("login")
     return render(request, "accounts/invitation.html", {"invitation": invitation, "form": form})
+
+
+RESET_PHONE = "vetpacs_reset_phone"
+RESET_SENT = "验证码已发送（如该号码属于某个账号）。A code was sent, if the number belongs to an account."
+
+
+@require_http_methods(["GET", "POST"])
+def reset_password_sms(request: HttpRequest) -> HttpResponse:
+    """Step 1 of a password reset by SMS code: the phone number (R-7.3.2.1d, R-6.2.7d)."""
+    from vetpacs.core.errors import VetpacsError
+
+    form = ResetCodeRequestForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        phone = form.cleaned_data["phone"].strip()
+        try:
+            services.request_password_reset_code(phone=phone, ip=client_ip(request))
+        except VetpacsError as exc:
+            form.add_error("phone", exc.detail)
+            status = exc.http_status
+        else:
+            request.session[RESET_PHONE] = phone
+            messages.info(request, RESET_SENT)
+            return redirect("accounts_reset_password_sms_confirm")
+    return render(request, "accounts/reset_sms.html", {"form": form, "step": "phone"}, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def reset_password_sms_confirm(request: HttpRequest) -> HttpResponse:
+    """Step 2: the code and the new password (the policy and the history apply)."""
+    phone = request.session.get(RESET_PHONE)
+    if not phone:
+        return redirect("accounts_reset_password_sms")
+    form = ResetWithCodeForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                services.reset_password_with_code(
+                    phone=phone,
+                    code=form.cleaned_data["code"],
+                    new=form.cleaned_data["password1"],
+                    ip=client_ip(request),
+                )
+            except services.AccountError as exc:
+                form.add_error(None, f"{exc.zh} {exc.en}".strip())
+            else:
+                request.session.pop(RESET_PHONE, None)
+                messages.success(
+                    request, "密码已重置，请用新密码登录。Your password is reset; log in with it."
+                )
+                return redirect("login")
+        status = 400
+    context = {"form": form, "step": "code", "phone": mask_phone(phone)}
+    return render(request, "accounts/reset_sms.html", context, status=status)
