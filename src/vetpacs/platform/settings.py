@@ -132,10 +132,14 @@ LOGIN_REDIRECT_URL = "/"
 # --- Accounts: allauth login, MFA, lockout, sessions, headers (issue 3 part A) ---
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
+    # allauth's, finding e-mail logins through the sealed address's blind index (R-7.3.4.1c).
+    "vetpacs.apps.accounts.backends.AuthenticationBackend",
 ]
 ACCOUNT_ADAPTER = "vetpacs.apps.accounts.adapter.AccountAdapter"
-ACCOUNT_FORMS = {"login": "vetpacs.apps.accounts.forms.LoginForm"}
+ACCOUNT_FORMS = {
+    "login": "vetpacs.apps.accounts.forms.LoginForm",
+    "reset_password": "vetpacs.apps.accounts.forms.ResetPasswordForm",
+}
 # Username, e-mail or phone plus password (R-7.3.4.4b: phone login; the SMS code via apps.sms).
 ACCOUNT_LOGIN_METHODS = {"username", "email", "phone"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "phone", "password1*", "password2*"]

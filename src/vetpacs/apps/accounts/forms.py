@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from allauth.account.forms import LoginForm as AllauthLoginForm
+from allauth.account.forms import ResetPasswordForm as AllauthResetPasswordForm
 from django import forms
 
 from vetpacs.apps.accounts import workflow
@@ -87,3 +88,20 @@ class ResetWithCodeForm(forms.Form):
         if data.get("password1") != data.get("password2"):
             raise forms.ValidationError("两次输入的密码不一致。The two passwords differ.")
         return data
+
+
+class ResetPasswordForm(AllauthResetPasswordForm):
+    """allauth's reset by e-mail, finding the account through the sealed address's blind index."""
+
+    def clean_email(self) -> str:
+        from allauth.account import app_settings
+        from allauth.account.adapter import get_adapter
+
+        from vetpacs.apps.accounts import services
+
+        email = get_adapter().clean_email(self.cleaned_data["email"].lower())
+        user = services.user_by_email(email, active_only=True)
+        self.users = [user] if user is not None else []
+        if not self.users and not app_settings.PREVENT_ENUMERATION:
+            raise get_adapter().validation_error("unknown_email")
+        return self.cleaned_data["email"]

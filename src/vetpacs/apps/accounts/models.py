@@ -3,33 +3,46 @@ login failures, IP blocks and security events."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
 from vetpacs.apps.identity import services as identity
 
-# Staff phone numbers are sealed at rest (R-7.3.4.1c) and found for login through a blind index.
+# Staff phone numbers and e-mail addresses are sealed at rest (R-7.3.4.1c) and found for login
+# through a keyed blind index (exact match, forgiving case and surrounding space).
 PHONE_PURPOSE = "accounts.phone"
+EMAIL_PURPOSE = "accounts.email"
 
 
 def phone_index(phone: str) -> str:
     return identity.platform_blind_index(PHONE_PURPOSE, phone)
 
 
-def _get_phone(obj: models.Model) -> str | None:
-    sealed = obj.phone_sealed  # type: ignore[attr-defined]
-    return identity.open_platform_value(PHONE_PURPOSE, sealed) if sealed else None
+def email_index(email: str) -> str:
+    return identity.platform_blind_index(EMAIL_PURPOSE, email)
 
 
-def _set_phone(obj: models.Model, value: str | None) -> None:
-    obj.phone_sealed = identity.seal_platform_value(PHONE_PURPOSE, value) if value else None  # type: ignore[attr-defined]
-    if hasattr(type(obj), "phone_index"):
-        obj.phone_index = phone_index(value) if value else None  # type: ignore[attr-defined]
+def _sealed(purpose: str, name: str, index: Any) -> property:
+    """`obj.<name>` reads and writes the sealed column `<name>_sealed` (and `<name>_index`, where the
+    model has one); a property, so Model(phone=...) and update_or_create(defaults={"phone": ...})
+    work as for a field."""
+
+    def get(obj: models.Model) -> str | None:
+        sealed = getattr(obj, f"{name}_sealed")
+        return identity.open_platform_value(purpose, sealed) if sealed else None
+
+    def set_(obj: models.Model, value: str | None) -> None:
+        setattr(obj, f"{name}_sealed", identity.seal_platform_value(purpose, value) if value else None)
+        if hasattr(type(obj), f"{name}_index"):
+            setattr(obj, f"{name}_index", index(value) if value else None)
+
+    return property(get, set_)
 
 
-# `obj.phone` reads and writes the sealed column (and the index, where the model has one); a property,
-# so Model(phone=...) and update_or_create(defaults={"phone": ...}) work as for a field.
-_sealed_phone = property(_get_phone, _set_phone)
+_sealed_phone = _sealed(PHONE_PURPOSE, "phone", phone_index)
+_sealed_email = _sealed(EMAIL_PURPOSE, "email", email_index)
 
 
 class AccountProfile(models.Model):
@@ -41,6 +54,11 @@ class AccountProfile(models.Model):
     phone_index = models.CharField(max_length=64, null=True, blank=True, unique=True)
     phone = _sealed_phone
     phone_verified = models.BooleanField(default=False)
+    # The user's e-mail: auth_user.email stays empty (signals.py moves any value written there into
+    # this sealed column); login by e-mail goes through the index (backends.py).
+    email_sealed = models.BinaryField(null=True, blank=True)
+    email_index = models.CharField(max_length=64, null=True, blank=True, db_index=True)
+    email = _sealed_email
     password_changed_at = models.DateTimeField(null=True, blank=True)
     # R-7.3.2.1d: an account an administrator created must choose its own password at first login.
     must_change_password = models.BooleanField(default=False)
@@ -82,7 +100,8 @@ class Invitation(models.Model):
 
     organisation = models.ForeignKey("orgs.Organisation", on_delete=models.CASCADE, related_name="+")
     username = models.CharField(max_length=150)
-    email = models.EmailField(blank=True)
+    email_sealed = models.BinaryField(null=True, blank=True)
+    email = _sealed_email
     phone_sealed = models.BinaryField(null=True, blank=True)
     phone = _sealed_phone
     role = models.CharField(max_length=32)

@@ -30,6 +30,7 @@ from vetpacs.apps.accounts.models import (
     PasswordHistory,
     Role,
     SecurityEvent,
+    email_index,
     phone_index,
 )
 from vetpacs.apps.audit import services as audit
@@ -87,11 +88,26 @@ def find_user(login: str) -> Any | None:
     user_model = get_user_model()
     user = user_model.objects.filter(username=login).first()
     if user is None and "@" in login:
-        user = user_model.objects.filter(email__iexact=login).first()
+        user = user_by_email(login)
     if user is None:
         profile = AccountProfile.objects.filter(phone_index=phone_index(login)).select_related("user").first()
         user = profile.user if profile else None
     return user
+
+
+def user_by_email(email: str, *, active_only: bool = False) -> Any | None:
+    """The account whose (sealed) e-mail this is, through the blind index (case-insensitive)."""
+    rows = AccountProfile.objects.filter(email_index=email_index(email)).select_related("user")
+    if active_only:
+        rows = rows.filter(user__is_active=True)
+    profile = rows.order_by("user_id").first()
+    return profile.user if profile else None
+
+
+def email_of(user: Any) -> str:
+    """A user's e-mail address, opened from the sealed column ("" when none)."""
+    profile = AccountProfile.objects.filter(user_id=user.pk).first() if user is not None else None
+    return (profile.email if profile else None) or ""
 
 
 # ------------------------------------------------------------------------------ permissions
@@ -508,9 +524,10 @@ def modify_account(
 ) -> None:
     changed: dict[str, Any] = {}
     with transaction.atomic():
-        if email is not None and email != user.email:
-            user.email = email
-            user.save(update_fields=["email"])
+        if email is not None and email != email_of(user):
+            profile = profile_of(user)
+            profile.email = email or None
+            profile.save(update_fields=["email_sealed", "email_index"])
             changed["email"] = True
         if phone is not None:
             profile = profile_of(user)

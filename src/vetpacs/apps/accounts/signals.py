@@ -8,7 +8,7 @@ from typing import Any
 from allauth.account.signals import user_logged_in as allauth_logged_in
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out
-from django.db.models.signals import post_save
+from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
@@ -45,3 +45,25 @@ def _user_created(sender: Any, instance: Any, created: bool, raw: bool = False, 
     validators' password_changed() never hears of a first password: remember it here."""
     if created and not raw:
         services.remember_password(instance)
+
+
+# R-7.3.4.1c: staff e-mail addresses are sealed at rest. Whoever writes auth_user.email (our
+# services, allauth's single sign-on sign-up, the Django admin), the address goes into the sealed
+# profile column and the clear column is saved empty.
+_EMAIL_STASH = "_vetpacs_email"
+
+
+@receiver(pre_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="vetpacs.accounts.take_email")
+def _take_email(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    if not raw and instance.email:
+        setattr(instance, _EMAIL_STASH, instance.email)
+        instance.email = ""
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="vetpacs.accounts.seal_email")
+def _seal_email(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    email = instance.__dict__.pop(_EMAIL_STASH, None)
+    if email:
+        from vetpacs.apps.accounts.models import AccountProfile
+
+        AccountProfile.objects.update_or_create(user=instance, defaults={"email": email})

@@ -14,6 +14,10 @@ class PolicyValidator:
         names = []
         if user is not None:
             names = [getattr(user, f, "") or "" for f in ("username", "email")]
+            if not names[1] and getattr(user, "pk", None):
+                from vetpacs.apps.accounts.services import email_of
+
+                names[1] = email_of(user)  # a saved user's address is kept sealed (R-7.3.4.1c)
             names += [n.split("@")[0] for n in names if "@" in n]
         problems = workflow.password_problems(password, names)
         if problems:

@@ -104,7 +104,7 @@ def members(request: HttpRequest) -> HttpResponse:
                         user=user,
                         organisation=org,
                         by=request.user,
-                        email=request.POST.get("email", user.email),
+                        email=request.POST.get("email", services.email_of(user)),
                         phone=request.POST.get("phone"),
                     )
                 else:

@@ -22,6 +22,9 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         return services.organisation_for(_provider_id(sociallogin)) is not None
 
     def save_user(self, request: HttpRequest, sociallogin: Any, form: Any = None) -> Any:
+        # R-7.3.4.1c: the provider's e-mail is kept sealed with the user's profile (accounts
+        # signals), never in allauth's clear EmailAddress table; e-mail never links accounts here.
+        sociallogin.email_addresses = []
         user = super().save_user(request, sociallogin, form)
         link = services.organisation_for(_provider_id(sociallogin))
         if link is not None:
@@ -29,6 +32,14 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
                 user=user, link=link, subject=sociallogin.account.uid, ip=request.META.get("REMOTE_ADDR")
             )
         return user
+
+    def list_apps(self, request: HttpRequest, provider: Any = None, client_id: Any = None) -> list[Any]:
+        """allauth's apps with their client secrets opened in memory (sealed in the database)."""
+        apps = super().list_apps(request, provider=provider, client_id=client_id)
+        for app in apps:
+            if app.secret:
+                app.secret = services.open_secret(app.secret)
+        return apps
 
     def pre_social_login(self, request: HttpRequest, sociallogin: Any) -> None:
         link = services.organisation_for(_provider_id(sociallogin))

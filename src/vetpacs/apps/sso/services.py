@@ -81,3 +81,42 @@ def provision(*, user, link: OrganisationIdentityProvider, subject: str, ip: str
             target=f"user:{user.pk}",
             detail={"provider": link.social_app.provider_id, "subject": subject, "role": membership.role},
         )
+
+
+# R-7.3.4.1c: an identity provider's client secret is sealed at rest in allauth's own column
+# (socialaccount_socialapp.secret) as "sealed:" + base64 of the envelope; the adapter opens it in
+# memory when allauth asks for the app (adapter.list_apps). Any clear value written there (this
+# service, the Django admin) is sealed before it is saved (apps.py: pre_save).
+SECRET_PURPOSE = "sso.client_secret"  # noqa: S105 - a key purpose label, not a secret
+SEALED_PREFIX = "sealed:"
+SECRET_COLUMN_CHARS = 191  # SocialApp.secret's max_length
+
+
+def seal_secret(secret: str) -> str:
+    import base64
+
+    from vetpacs.apps.identity import services as identity
+
+    sealed = (
+        SEALED_PREFIX
+        + base64.urlsafe_b64encode(identity.seal_platform_value(SECRET_PURPOSE, secret)).decode()
+    )
+    if len(sealed) > SECRET_COLUMN_CHARS:
+        raise VetpacsError(
+            Errors.BAD_REQUEST,
+            f"client secret too long to keep sealed ({len(secret)} characters; at most about 100)",
+        )
+    return sealed
+
+
+def open_secret(stored: str) -> str:
+    """The clear secret of a stored value (a value not sealed yet is returned as it is)."""
+    import base64
+
+    from vetpacs.apps.identity import services as identity
+
+    if not stored.startswith(SEALED_PREFIX):
+        return stored
+    return identity.open_platform_value(
+        SECRET_PURPOSE, base64.urlsafe_b64decode(stored[len(SEALED_PREFIX) :])
+    )
