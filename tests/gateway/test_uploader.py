@@ -65,3 +65,89 @@ def test_refusal_is_read_with_its_reason_and_detail():
     c = parse_ingest_header('refused; reason=checksum_mismatch; detail="declared SHA-256 x but y"')
     assert c.status == "refused"
     assert c.reason == "checksum_mismatch declared SHA-256 x but y"
+
+
+@pytest.mark.requirement("R-7.2.4a-e")
+def test_uploads_wait_as_long_as_the_platforms_retry_after_says_and_all_arrive(
+    transactional_db, live_server, clinic, settings, tmp_path
+):
+    import json
+    import time
+
+    from tests.builders import dicom as build
+    from vetpacs.apps.devices import policing
+    from vetpacs.apps.orgs.services import issue_token
+    from vetpacs.gateway.queue import Queue
+    from vetpacs.gateway.spool import Spool
+    from vetpacs.gateway.uploader import RATE_LIMITED, UploaderSettings, UploadService
+
+    # The platform allows this gateway a burst of 2 requests and then one a second.
+    settings.VETPACS_DEVICE_RATE_LIMIT = {"requests_per_s": 1.0, "burst": 2, "redis_url": ""}
+    policing._current = None
+    queue = Queue(tmp_path / "spool" / "queue.sqlite3")
+    spool = Spool(tmp_path / "spool", queue, min_free_bytes=0)
+    datasets = build.study(6, owner=None)
+    for ds in datasets:
+        spool.accept_dataset(ds, source="test")
+    service = UploadService(
+        queue,
+        spool,
+        UploaderSettings(
+            platform_url=live_server.url,
+            token=issue_token(organisation=clinic, name="gw"),
+            parallel_uploads=4,
+            compress=False,
+            retry_base_s=0.1,
+            retry_cap_s=0.2,  # alone, the back-off would knock again after 0.1-0.2 s
+        ),
+        recipient=None,
+    )
+    start = time.monotonic()
+    service.start()
+    try:
+        deadline = start + 60
+        while time.monotonic() < deadline and queue.counts()["done"] < 6:
+            time.sleep(0.1)
+    finally:
+        service.shutdown()
+        policing._current = None
+    assert queue.counts()["done"] == 6
+    # Six single-request uploads at a burst of 2 and 1/s take about 4 s, however many workers knock.
+    assert time.monotonic() - start >= 3.5
+    limited = 0
+    for entry in queue.entries():
+        steps = json.loads(entry.steps)
+        for step, after in zip(steps, steps[1:], strict=False):
+            if step["step"] == "rate_limited":
+                limited += 1
+                assert step["detail"].startswith(RATE_LIMITED)
+                # Nothing more happened to the entry before the platform's Retry-After (1 s) had passed.
+                assert after["at"] - step["at"] >= 0.95, (step, after)
+    assert limited >= 1 and service.hold_off.times_held >= limited
+    # Each 429 held back every worker (about two refusals a second were seen); four workers knocking
+    # on their own would be refused about four times a second.
+    assert service.hold_off.times_held <= 3 * (time.monotonic() - start) + 4
+    queue.close()
+
+
+def test_retry_after_is_read_as_seconds_or_a_date_and_bounded():
+    import email.utils
+    import time
+
+    import requests
+
+    from vetpacs.gateway.policing import DEFAULT_RETRY_AFTER_S, MAX_RETRY_AFTER_S, retry_after_s
+
+    def answer(status: int, retry_after: str | None = None) -> requests.Response:
+        resp = requests.Response()
+        resp.status_code = status
+        if retry_after is not None:
+            resp.headers["Retry-After"] = retry_after
+        return resp
+
+    assert retry_after_s(answer(429, "3")) == 3
+    in_ten = email.utils.formatdate(time.time() + 10, usegmt=True)
+    assert 8 <= retry_after_s(answer(429, in_ten)) <= 10
+    assert retry_after_s(answer(429)) == DEFAULT_RETRY_AFTER_S
+    assert retry_after_s(answer(429, "86400")) == MAX_RETRY_AFTER_S
+    assert retry_after_s(answer(503)) is None and retry_after_s(answer(200, "3")) is None

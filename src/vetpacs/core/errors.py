@@ -143,6 +143,9 @@ class Errors:
     )
     GATEWAY_NAME_TAKEN = ErrorCode("gateway_name_taken", 409, "The organisation has a gateway of this name")
     GATEWAY_REVOKED = ErrorCode("gateway_revoked", 409, "The gateway is revoked or not enrolled")
+    DEVICE_RATE_LIMITED = ErrorCode(
+        "device_rate_limited", 429, "The gateway sends more requests than its service level allows; wait"
+    )
     # Signed requests with application keys (R-7.3.4.3a/c; docs/api-signing.md)
     INVALID_APP_KEY = ErrorCode("invalid_app_key", 401, "The application key is unknown or revoked")
     SIGNATURE_INVALID = ErrorCode(

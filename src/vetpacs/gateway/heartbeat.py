@@ -21,6 +21,7 @@ import requests
 
 from vetpacs import __version__
 from vetpacs.gateway.credentials import Credentials
+from vetpacs.gateway.policing import retry_after_s
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,8 @@ class HeartbeatClient:
             timeout=REQUEST_TIMEOUT_S,
         )
         if resp.status_code != 200:
-            raise HeartbeatError(f"the platform answered {resp.status_code}: {resp.text[:300]}")
+            why = f"the platform answered {resp.status_code}: {resp.text[:300]}"
+            raise HeartbeatError(why, retry_after_s=retry_after_s(resp))
         reply = resp.json()
         sent = {a["id"] for a in body["acks"]}
         with self._lock:
@@ -134,6 +136,11 @@ class HeartbeatClient:
                 self.last_ok, self.last_error = False, str(exc)
                 log.warning("heartbeat failed: %s", exc)
                 commands = []
+                # R-7.2.4: the platform's Retry-After, when it asks for longer than an interval.
+                told = getattr(exc, "retry_after_s", None)
+                if told is not None and told > self.interval_s:
+                    self._stop.wait(told)
+                    continue
             # Acknowledge what just ran without waiting a whole interval.
             wait = 0.0 if commands else self.interval_s
             self._stop.wait(wait)
@@ -141,3 +148,7 @@ class HeartbeatClient:
 
 class HeartbeatError(Exception):
     """The platform refused a heartbeat (revoked credentials, a gateway removed, a server error)."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -30,6 +30,7 @@ from tusclient.uploader.uploader import Uploader
 
 from vetpacs.core.errors import VetpacsError
 from vetpacs.gateway import pipeline
+from vetpacs.gateway.policing import TOO_MANY_REQUESTS, HoldOff, retry_after_s
 from vetpacs.gateway.queue import DONE, FAILED, STOPPED, UPLOADING, VERIFYING, Entry, Queue, backoff_seconds
 from vetpacs.gateway.records import RecordStore
 from vetpacs.gateway.spool import Spool
@@ -43,10 +44,16 @@ CHUNK_RETRIES = 3  # a chunk refused for its checksum or a busy lock is sent aga
 FAILED_PREFIX = "上传失败 / upload failed: "
 REFUSED_PREFIX = "平台拒收 / refused by the platform: "
 IDLE_POLL_S = 0.2
+RATE_LIMITED = "平台限流 / rate limited by the platform: "
+RATE_LIMIT_RETRIES = 30  # requests sent again after a 429 before the attempt counts as failed
 
 
 class TransientError(Exception):
-    """The platform is unreachable or busy: retry later with back-off."""
+    """The platform is unreachable or busy: retry later with back-off (or when it said, retry_after_s)."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class RefusedError(Exception):
@@ -174,10 +181,14 @@ class GatewayTusUploader(_TusUploader):  # type: ignore[misc]
         should_stop: Callable[[], bool],
         on_progress: Callable[[int], None],
         timeout_s: float,
+        hold_off: HoldOff | None = None,
+        on_limited: Callable[[str], None] | None = None,
         **kwargs: Any,
     ) -> None:
         self.session = session
         self.bucket = bucket
+        self.hold_off = hold_off or HoldOff()
+        self.on_limited = on_limited
         self.should_stop = should_stop
         self.on_progress = on_progress
         self.timeout_s = timeout_s
@@ -187,9 +198,34 @@ class GatewayTusUploader(_TusUploader):  # type: ignore[misc]
         self.request: requests.Response | None = None
         super().__init__(upload_checksum=True, **kwargs)
 
+    def _send(
+        self, method: str, url: str, headers: dict[str, str], chunk: bytes | None = None
+    ) -> requests.Response:
+        """One tus request; a 429 from the platform's policing (R-7.2.4) waits its Retry-After and
+        sends the same request again, so a transfer under way is not abandoned and begun afresh."""
+        for _ in range(RATE_LIMIT_RETRIES):
+            while (held := self.hold_off.remaining()) > 0:
+                if self.should_stop():
+                    raise Stopped
+                time.sleep(min(held, 0.5))
+            if self.should_stop():
+                raise Stopped
+            body = None if chunk is None else _Body(chunk, self.bucket)
+            resp = self.session.request(method, url, data=body, headers=headers, timeout=self.timeout_s)
+            if resp.status_code != TOO_MANY_REQUESTS:
+                return resp
+            wait = retry_after_s(resp) or 1.0
+            self.hold_off.hold(wait)
+            if self.on_limited is not None:
+                self.on_limited(f"{RATE_LIMITED}{method} waits {wait:.0f} s (Retry-After)")
+        return resp
+
     def _check(self, resp: requests.Response, what: str) -> None:
-        if resp.status_code >= 500 or resp.status_code in (401, 408, 429):
-            raise TransientError(f"{what}: HTTP {resp.status_code} {_problem(resp)}")
+        if resp.status_code >= 500 or resp.status_code in (401, 408, TOO_MANY_REQUESTS):
+            wait = retry_after_s(resp)
+            if resp.status_code == TOO_MANY_REQUESTS:
+                what = f"{RATE_LIMITED}{what}"
+            raise TransientError(f"{what}: HTTP {resp.status_code} {_problem(resp)}", retry_after_s=wait)
 
     def create_url(self) -> str:
         """tus creation-with-upload: the POST carries the first chunk, so a small file needs one round trip.
@@ -206,9 +242,7 @@ class GatewayTusUploader(_TusUploader):  # type: ignore[misc]
             "Upload-Checksum": f"sha256 {digest}",
         }
         try:
-            resp = self.session.post(
-                self.client.url, data=_Body(chunk, self.bucket), headers=headers, timeout=self.timeout_s
-            )
+            resp = self._send("POST", str(self.client.url), headers, chunk)
         except requests.RequestException as exc:
             raise TransientError(f"creating the upload: {_why(exc)}") from None
         self._check(resp, "creating the upload")
@@ -231,7 +265,7 @@ class GatewayTusUploader(_TusUploader):  # type: ignore[misc]
     def head(self) -> int | None:
         """The platform's confirmed offset (None: the upload is gone); notes a confirmation."""
         try:
-            resp = self.session.head(str(self.url), headers=self.get_headers(), timeout=self.timeout_s)
+            resp = self._send("HEAD", str(self.url), self.get_headers())
         except requests.RequestException as exc:
             raise TransientError(f"asking the upload's offset: {_why(exc)}") from None
         if resp.status_code in (404, 410):
@@ -259,9 +293,7 @@ class GatewayTusUploader(_TusUploader):  # type: ignore[misc]
                 "Upload-Checksum": f"sha256 {digest}",
             }
             try:
-                resp = self.session.patch(
-                    str(self.url), data=_Body(chunk, self.bucket), headers=headers, timeout=self.timeout_s
-                )
+                resp = self._send("PATCH", str(self.url), headers, chunk)
             except requests.RequestException as exc:
                 raise TransientError(f"sending bytes {self.offset}+{len(chunk)}: {_why(exc)}") from None
             self.request = resp
@@ -324,6 +356,10 @@ class UploaderSettings:
     retry_cap_s: float = 300.0
     request_timeout_s: float = 60.0
     compress: bool = True
+    # A file of at least this many bytes goes as this many tus partial uploads sent at once, joined by
+    # a final upload (tus concatenation, gateway/parallel_upload.py); 1 part: every file in one upload.
+    parallel_parts: int = 4
+    parallel_parts_min_bytes: int = 32 * 1024 * 1024
 
 
 class UploadService:
@@ -348,6 +384,8 @@ class UploadService:
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self.last_error = ""
+        # R-7.2.4: the platform's Retry-After holds every worker of this gateway, not only the one told.
+        self.hold_off = HoldOff()
 
     @property
     def tus_url(self) -> str:
@@ -373,6 +411,10 @@ class UploadService:
         session.headers.update({"Authorization": f"Bearer {self.settings.token}"})
         try:
             while not self._stop.is_set():
+                held = self.hold_off.remaining()
+                if held > 0:
+                    self._stop.wait(held)
+                    continue
                 entry = self.queue.claim()
                 if entry is None:
                     self._wake.wait(IDLE_POLL_S)
@@ -403,8 +445,12 @@ class UploadService:
             return
         except TransientError as exc:
             self.last_error = str(exc)
+            retry_in = self._backoff(entry)
+            if exc.retry_after_s is not None:
+                self.hold_off.hold(exc.retry_after_s)
+                retry_in = max(retry_in, exc.retry_after_s)
             self.queue.record_step(entry.id, "upload_failed", str(exc))
-            self.queue.fail(entry.id, f"{FAILED_PREFIX}{exc}", retry_in=self._backoff(entry))
+            self.queue.fail(entry.id, f"{FAILED_PREFIX}{exc}", retry_in=retry_in)
             return
         except RefusedError as exc:
             self.queue.record_step(entry.id, "refused", str(exc), upload_url=None)
@@ -440,6 +486,10 @@ class UploadService:
 
     def _transfer(self, entry: Entry, session: requests.Session) -> Confirmation:
         assert entry.upload_path and entry.upload_sha256
+        from vetpacs.gateway import parallel_upload  # it builds on this module's uploader
+
+        if parallel_upload.wanted(entry, self.settings):
+            return parallel_upload.ParallelTransfer(self, entry).run(session)
         with Path(entry.upload_path).open("rb") as f:
             up = self._tus(entry, session, f)
             if entry.upload_url:
@@ -495,6 +545,8 @@ class UploadService:
             should_stop=lambda: state_of(entry.id) == STOPPED,
             on_progress=progress,
             timeout_s=self.settings.request_timeout_s,
+            hold_off=self.hold_off,
+            on_limited=lambda detail: self.queue.record_step(entry.id, "rate_limited", detail, durable=False),
             client=client,
             file_stream=f,
             chunk_size=self.settings.chunk_size,

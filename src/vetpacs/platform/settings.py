@@ -47,6 +47,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # A login flood is turned away before it costs anything (see accounts.hashers).
     "vetpacs.apps.accounts.middleware.LoginAdmissionMiddleware",
+    # a gateway over its request rate gets 429 before it costs a query (apps/devices/policing.py).
+    "vetpacs.apps.devices.policing.DevicePolicingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "vetpacs.apps.accounts.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -244,6 +246,14 @@ VETPACS_WATERMARK_RENDERED = env_bool("WATERMARK_RENDERED", False)
 # long a one-time enrolment code stays valid.
 VETPACS_GATEWAY_HEARTBEAT_SECONDS = env_int("GATEWAY_HEARTBEAT_SECONDS", 15)
 VETPACS_GATEWAY_ENROLMENT_TTL_HOURS = env_int("GATEWAY_ENROLMENT_TTL_HOURS", 24)
+# Traffic policing of the device endpoints (R-7.2.4a-e, apps/devices/policing.py): per gateway a
+# token bucket of `burst` requests refilled at `requests_per_s` (0: off); in Redis when REDIS_URL is
+# set (several platform processes), else in the process.
+VETPACS_DEVICE_RATE_LIMIT = {
+    "requests_per_s": float(env("DEVICE_RATE_PER_S") or 100),
+    "burst": env_int("DEVICE_RATE_BURST", 300),
+    "redis_url": env("REDIS_URL") or "",
+}
 
 # --- Security: SMS, real-name, app keys, audit retention, OIDC (issue 3 part B) ---
 # SMS codes (R-6.2.7d): provider "console" (logs; development), "aliyun" or "tencent".
