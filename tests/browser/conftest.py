@@ -78,9 +78,9 @@ if not get_user_model().objects.filter(username={username!r}).exists():
 """
 
 
-def role_user(server: LiveServer, role: str, organisation: str = DEMO_CLINIC) -> str:
+def role_user(server: LiveServer, role: str, organisation: str = DEMO_CLINIC, username: str = "") -> str:
     """A user of the demo clinic holding one role (made once per server); returns the username."""
-    username = f"demo-{role.replace('_', '-')}"
+    username = username or f"demo-{role.replace('_', '-')}"
     server.run_cli(
         "shell", "-c", _ROLE_USER_CODE.format(username=username, role=role, organisation=organisation)
     )
@@ -119,14 +119,16 @@ def web_server(tmp_path_factory, ohif_installed, light_viewer_built) -> Iterator
         database.drop()
 
 
-def signed_in_context(browser, server: LiveServer, *, language: str = "zh-hans", phone: bool = False):
-    """A browser context with the demo user's session and the page language chosen by cookie."""
+def signed_in_context(
+    browser, server: LiveServer, *, language: str = "zh-hans", phone: bool = False, username: str = DEMO_USER
+):
+    """A browser context with a user's session (the demo user's unless named) and the page language."""
     options: dict = {"viewport": DESKTOP}
     if phone:
         options = {"viewport": PHONE, "is_mobile": True, "has_touch": True}
     context = browser.new_context(locale="zh-CN" if language.startswith("zh") else "en-US", **options)
     context.add_cookies(
-        [session_cookie(server), {"name": "django_language", "value": language, "url": server.url}]
+        [session_cookie(server, username), {"name": "django_language", "value": language, "url": server.url}]
     )
     return context
 

@@ -66,3 +66,44 @@ def prior_thorax() -> Dataset:
     )
     ds.WindowCenter, ds.WindowWidth = 2000, 4000
     return ds
+
+
+# A study of its own clinic (so the demo clinic's worklist counts stay as they are): a stack of
+# STACK_IMAGES images in series 1, and in series 2 one image without any pixel spacing whose two
+# markers are UNCALIBRATED_MARKER_PX pixels apart.
+VIEWER_CLINIC = "看图测试医院 Viewer Test Clinic"
+VIEWER_STUDY = generate_uid(entropy_srcs=["vetpacs-browser", "viewer"])
+STACK_IMAGES = 5
+UNCALIBRATED_MARKER_PX = MARKERS[1][1] - MARKERS[0][1]
+
+
+def viewer_study() -> list[Dataset]:
+    series_uid = generate_uid(entropy_srcs=["vetpacs-browser", "viewer", "stack"])
+    common = {
+        "study_uid": VIEWER_STUDY, "modality": "CT", "StudyDate": "20251110", "StudyTime": "150000",
+        "StudyDescription": "Stack 序列", "AccessionNumber": "BR-VIEWER", "animal": "翻页", "owner": "测试",
+        "patient_id": "BROWSER-STACK", "species": "Feline", "breed": "Ragdoll",
+    }  # fmt: skip
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    out = []
+    for n in range(1, STACK_IMAGES + 1):
+        # Each image's bright square sits further right: a different picture on every page.
+        arr = (500 + 3 * yy).astype(np.uint16)
+        arr[80:120, 20 + 30 * n : 50 + 30 * n] = 3500
+        ds = image(series_uid=series_uid, pixels=arr, SeriesNumber=1, InstanceNumber=n, **common)
+        ds.SeriesDescription = "Axial 横断"
+        ds.ImagePositionPatient = [0, 0, 2.0 * n]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.SliceThickness = 2.0
+        ds.WindowCenter, ds.WindowWidth = 2000, 4000
+        out.append(ds)
+    flat = _pixels()
+    ds = image(
+        series_uid=generate_uid(entropy_srcs=["vetpacs-browser", "viewer", "photo"]),
+        pixels=flat, SeriesNumber=2, InstanceNumber=1, **{**common, "modality": "DX"},
+    )  # fmt: skip
+    ds.SeriesDescription = "No spacing 无间距"
+    del ds.PixelSpacing  # neither PixelSpacing nor ImagerPixelSpacing: lengths need a calibration
+    ds.WindowCenter, ds.WindowWidth = 2000, 4000
+    out.append(ds)
+    return out

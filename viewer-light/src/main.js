@@ -67,6 +67,7 @@ const state = {
   study: new URLSearchParams(location.search).get("study") || "",
   series: [], // [{uid, number, description, modality, imageIds, spacing}]
   current: 0,
+  shown: null, // the series whose stack is loaded and drawn (current may still be loading)
   mode: "wl",
   calibration: null, // mm per world unit, set by the user
   vertebrae: DEFAULT_VERTEBRAE,
@@ -195,6 +196,7 @@ async function setUp() {
   for (const ev of [E.ANNOTATION_COMPLETED, E.ANNOTATION_MODIFIED, E.ANNOTATION_REMOVED]) {
     cs.eventTarget.addEventListener(ev, () => updatePanel());
   }
+  cs.eventTarget.addEventListener(E.ANNOTATION_COMPLETED, holdNorbergWhileIncomplete);
 }
 
 function buildToolbar() {
@@ -253,6 +255,7 @@ async function showSeries(index) {
   $("status").textContent = t.loading;
   await viewport.setStack(s.imageIds, 0);
   viewport.render();
+  state.shown = index;
   updateOverlay();
   updatePanel();
 }
@@ -321,15 +324,29 @@ function vhsResult() {
   return { lines: 3, ...vhs({ longAxis: lines[0], shortAxis: lines[1], reference: lines[2], vertebrae: state.vertebrae, species: state.species }) };
 }
 
+function completeNorbergAngles() {
+  return annotationsOf(NorbergAngleTool.toolName).filter((a) => {
+    const [p0, p1, p2] = a.data.handles.points;
+    return p2 && Number.isFinite(angleAt(p0, p1, p2));
+  });
+}
+
 function norbergResult() {
-  return annotationsOf(NorbergAngleTool.toolName)
-    .filter((a) => a.data.handles.points.length === 3)
+  return completeNorbergAngles()
     .slice(0, 2)
     .map((a) => {
       const [p0, p1, p2] = a.data.handles.points;
       const angle = angleAt(p0, p1, p2);
       return { angle, verdict: norbergVerdict(angle) };
     });
+}
+
+// Both hips' angles start at the femoral head centres the other one uses: while the second angle is
+// still to be drawn, the first is held still, so a press on a shared centre starts the new angle
+// instead of dragging the old one's handle. Once both exist, either can be adjusted.
+function holdNorbergWhileIncomplete() {
+  const done = completeNorbergAngles();
+  for (const a of done) tools.annotation.locking.setAnnotationLocked(a.annotationUID, done.length < 2);
 }
 
 function fmt(n, d = 1) {
@@ -340,21 +357,31 @@ function updatePanel() {
   const panel = $("panel"), help = $("panel-help"), inputs = $("panel-inputs"), result = $("panel-result");
   const lines = [];
   let helpText = "";
-  inputs.innerHTML = "";
+  // The inputs are made once per mode: a redraw of the results while the user types (every
+  // annotation event calls here) must not wipe what they have typed.
+  const rebuild = inputs.dataset.mode !== state.mode;
+  if (rebuild) {
+    inputs.innerHTML = "";
+    inputs.dataset.mode = state.mode;
+  }
   if (state.mode === "vhs") {
     helpText = t.vhsHelp;
-    inputs.innerHTML = `<label>${t.vertebrae} <input id="vhs-n" type="number" min="1" max="12" step="1" value="${state.vertebrae}"></label>`;
-    $("vhs-n").addEventListener("change", (e) => {
-      const n = Number(e.target.value);
-      if (n >= 1 && n <= 12) state.vertebrae = n;
-      updatePanel();
-    });
+    if (rebuild) {
+      inputs.innerHTML = `<label>${t.vertebrae} <input id="vhs-n" type="number" min="1" max="12" step="1" value="${state.vertebrae}"></label>`;
+      $("vhs-n").addEventListener("change", (e) => {
+        const n = Number(e.target.value);
+        if (n >= 1 && n <= 12) state.vertebrae = n;
+        updatePanel();
+      });
+    }
   } else if (state.mode === "norberg") {
     helpText = t.norbergHelp;
   } else if (state.mode === "calibrate") {
     helpText = t.calibrateHelp;
-    inputs.innerHTML = `<label>${t.knownLength} <input id="cal-mm" type="number" min="0.1" step="0.1"></label> <button id="cal-apply" type="button">${t.apply}</button>`;
-    $("cal-apply").addEventListener("click", applyCalibration);
+    if (rebuild) {
+      inputs.innerHTML = `<label>${t.knownLength} <input id="cal-mm" type="number" min="0.1" step="0.1"></label> <button id="cal-apply" type="button">${t.apply}</button>`;
+      $("cal-apply").addEventListener("click", applyCalibration);
+    }
   }
   const v = vhsResult();
   if (v.lines || state.mode === "vhs") {
@@ -450,6 +477,7 @@ window.vetpacsLight = {
     const voi = viewport?.getProperties().voiRange;
     return {
       series: state.current,
+      shownSeries: state.shown,
       seriesCount: state.series.length,
       imageIndex: viewport?.getCurrentImageIdIndex?.() ?? 0,
       imageCount: viewport?.getImageIds?.().length ?? 0,
