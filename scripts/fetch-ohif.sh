@@ -14,7 +14,7 @@ set -euo pipefail
 OHIF_VERSION="3.13.2"
 OHIF_INTEGRITY="sha512-WZdxmpmG7rqFgW9ZJLcbgr3XCtLi1KDNPoMaeY5PPe6j4G4fjEjjkycZM6C6Zk2F87BKxFfpq+jd5xXZB9E8EA=="
 BASE="/viewer/"
-FIXUP_REVISION="1"  # bump when the rewrites below change
+FIXUP_REVISION="5"  # bump when the rewrites below change
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEST="${VETPACS_OHIF_DIR:-$ROOT/build/ohif}"
@@ -83,6 +83,54 @@ for js in dist.glob("*.js"):
         patched += 1
 if not any(dist.glob("app.bundle.*.js")) or patched == 0:
     sys.exit("fetch-ohif: webpack public path not found in the bundle")
+# Modes a veterinary clinic's reading does not use are left out of the start-up: OHIF loads every
+# registered mode, and the extensions each one names, before it shows the first image (segmentation
+# editing, PET/CT TMTV, whole-slide microscopy, preclinical 4D, lung-ultrasound B-lines). The viewer
+# route (longitudinal) and basic stay, with the SR, PDF, video, SEG, RT and PMAP display extensions.
+UNUSED_MODES = ("segmentation", "tmtv", "microscopy", "preclinical-4d", "ultrasound-pleura-bline")
+UNUSED_EXTENSIONS = ("ultrasound-pleura-bline",)
+app = next(dist.glob("app.bundle.*.js"))
+text = app.read_text(encoding="utf-8", errors="surrogateescape")
+for kind, names in (("modes", UNUSED_MODES), ("extensions", UNUSED_EXTENSIONS)):
+    prefix = "mode" if kind == "modes" else "extension"
+    for name in names:
+        line = f'pluginImports_{kind}.push("@ohif/{prefix}-{name}");\n'
+        if text.count(line) != 1:
+            sys.exit(f"fetch-ohif: {line.strip()!r} not found once in {app.name}; this OHIF build differs")
+        text = text.replace(line, "")
+app.write_text(text, encoding="utf-8", errors="surrogateescape")
+
+# The chunks the viewer route needs before its first image, preloaded from index.html: otherwise the
+# browser finds them one wave at a time, each wave only after the previous chunk has run. The set is
+# read from the bundle's own loader (loadModule: the webpack chunk ids of each mode and extension).
+NEEDED = (
+    "@ohif/mode-longitudinal", "@ohif/mode-basic", "@ohif/extension-default", "@ohif/extension-cornerstone",
+    "@ohif/extension-measurement-tracking", "@ohif/extension-cornerstone-dicom-sr",
+    "@ohif/extension-cornerstone-dicom-seg", "@ohif/extension-cornerstone-dicom-rt",
+    "@ohif/extension-cornerstone-dicom-pmap", "@ohif/extension-dicom-pdf", "@ohif/extension-dicom-video",
+)
+loader = text[text.index("async function loadModule(module)") :]
+chunk_ids = []
+for name in NEEDED:
+    branch = re.search(rf'if \(module === "{re.escape(name)}"\) \{{(.*?)return imported', loader, re.S)
+    if branch is None:
+        sys.exit(f"fetch-ohif: no loader for {name} in {app.name}; this OHIF build differs")
+    for chunk in re.findall(r"__webpack_require__\.e\((?:/\* import\(\) \*/ )?(\d+)\)", branch.group(1)):
+        if chunk not in chunk_ids:
+            chunk_ids.append(chunk)
+links = []
+for chunk in chunk_ids:
+    # A chunk is a script, a stylesheet or both (mini-css-extract).
+    links += [f'<link rel="preload" as="script" href="{base}{js.name}">' for js in dist.glob(f"{chunk}.bundle.*.js")]
+    if (dist / f"{chunk}.css").is_file():
+        links.append(f'<link rel="preload" as="style" href="{base}{chunk}.css">')
+if len(links) < 10:
+    sys.exit(f"fetch-ohif: only {len(links)} chunks to preload; this OHIF build differs")
+# The app bundle first: a preload outranks a deferred script, and HTTP/1.1 has six connections.
+bundle_tag = r'<script defer (src="[^"]*app\.bundle\.[^"]*")></script>'
+first = r'<script defer fetchpriority="high" \1></script>'
+rewrite(dist / "index.html", [(bundle_tag, first + "".join(links))])
+print(f"fetch-ohif: {len(UNUSED_MODES)} modes left out, {len(links)} chunks preloaded")
 # Fonts referenced from CSS, and the web app manifest's icons.
 for css in dist.glob("*.css"):
     rewrite(css, [(r"url\(/(?!/)", f"url({base}")], each_must_match=False)

@@ -47,3 +47,29 @@ def test_installed_build_is_the_pinned_version_rebased_to_viewer():
     (bundle,) = build.glob("app.bundle.*.js")
     assert '__webpack_require__.p = "/viewer/";' in bundle.read_text(errors="replace")
     assert (build / (bundle.name + ".gz")).is_file()
+
+
+def test_installed_build_starts_only_the_modes_we_use_and_preloads_their_chunks():
+    subprocess.run([str(SCRIPT)], check=True, timeout=600)
+    build = ROOT / "build" / "ohif"
+    (bundle,) = build.glob("app.bundle.*.js")
+    text = bundle.read_text(errors="replace")
+    modes = re.findall(r'pluginImports_modes\.push\("([^"]+)"\)', text)
+    assert modes == ["@ohif/mode-longitudinal", "@ohif/mode-basic"]
+    assert re.findall(r'pluginImports_extensions\.push\("([^"]+)"\)', text) == [
+        "@ohif/extension-default",
+        "@ohif/extension-cornerstone",
+    ]
+    index = (build / "index.html").read_text()
+    # The bundle is asked for first, then every chunk the viewer route needs, each a file of the build.
+    head = index.index(f'<script defer fetchpriority="high" src="/viewer/{bundle.name}">')
+    preloads = re.findall(r'<link rel="preload" as="(script|style)" href="/viewer/([^"]+)">', index)
+    assert len(preloads) >= 10 and index.index('<link rel="preload" as="script"') > head
+    for _, name in preloads:
+        assert (build / name).is_file(), name
+    # The chunks of the default extension and of the viewer's (longitudinal) mode are among them.
+    loader = text[text.index("async function loadModule(module)") :]
+    for module in ("@ohif/extension-default", "@ohif/mode-longitudinal"):
+        branch = re.search(rf'if \(module === "{re.escape(module)}"\) \{{(.*?)return imported', loader, re.S)
+        for chunk in re.findall(r"__webpack_require__\.e\((?:/\* import\(\) \*/ )?(\d+)\)", branch.group(1)):
+            assert any(name.startswith(f"{chunk}.") for _, name in preloads), (module, chunk)
