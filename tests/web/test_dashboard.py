@@ -173,3 +173,17 @@ def test_auditor_sees_recent_security_events_of_the_own_organisation_only(signed
     events = re.search(r'id="security-events">(.*?)</table>', text, re.S).group(1)
     assert "login:guess-1" in events and "account.locked" in events
     assert "elsewhere" not in events and "study.viewed" not in events
+
+
+@pytest.mark.django_db
+def test_a_study_with_a_stored_pdf_report_is_not_counted_as_unreported(signed_in, clinic, ingest, tmp_path):
+    from tests.web.test_worklist import pdf_report
+
+    reported = ingest(image(patient_id="CAT-2", animal="咪咪", StudyDate=today(), modality="DX"))
+    ingest(image(patient_id="P-9", animal="Doudou", StudyDate=today(), modality="DX"))
+    ingest(pdf_report(tmp_path, reported.study_instance_uid))
+    text = signed_in(clinic, "rad-wang", "radiologist").get("/dashboard/").content.decode()
+    # The same count the tile's link shows on the worklist (?report=unreported).
+    assert tile(text, "unreported") == "1"
+    listed = re.search(r'id="unreported-list">(.*?)</table>', text, re.S).group(1)
+    assert "Doudou" in listed and "咪咪" not in listed

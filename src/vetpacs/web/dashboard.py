@@ -29,6 +29,7 @@ from vetpacs.apps.orgs.models import Membership, Organisation
 from vetpacs.apps.uploads.models import Upload
 from vetpacs.web.access import Viewer, viewer_for
 from vetpacs.web.labels import labels, ui_language
+from vetpacs.web.worklist import has_report_document
 
 CHART_DAYS = 14
 LIST_ROWS = 10
@@ -129,9 +130,12 @@ def _bar_option(categories: list[str], series: dict[str, list[int]], *, horizont
 
 def reading_panel(viewer: Viewer, orgs: frozenset[int], today: dt.date) -> dict[str, Any]:
     studies = _studies(viewer, orgs)
-    # Until the reports module exists no study has a report: every one of them is unreported.
-    unreported = studies.order_by("-study_date", "-study_time", "-id").select_related(
-        "patient", "organisation"
+    # Until the reports module exists a study counts as reported only by a stored PDF/SR document,
+    # as the worklist's report filter does (its tile links there).
+    unreported = (
+        studies.filter(~has_report_document())
+        .order_by("-study_date", "-study_time", "-id")
+        .select_related("patient", "organisation")
     )
     per_hour: dict[str, list[int]] = defaultdict(lambda: [0] * 24)
     for when, created, modalities in studies.filter(study_date=today).values_list(

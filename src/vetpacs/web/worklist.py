@@ -9,11 +9,12 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from vetpacs.apps.archive.models import Study
+from vetpacs.apps.archive.models import Instance, Study
 from vetpacs.apps.archive.queries import WorklistFilter, worklist_facets, worklist_studies
 from vetpacs.apps.identity.services import owner_pseudonyms_matching
 from vetpacs.apps.orgs.models import Organisation
@@ -24,7 +25,28 @@ from vetpacs.web.labels import ENGLISH, labels, ui_language
 PAGE_SIZE = 50
 # Quick picks of the exam date: today, the last 3 days, the last 7 days (today included).
 RANGES = {"today": 1, "3d": 3, "7d": 7}
-REPORT_STATUSES = ("unreported", "draft", "signed")
+# Until the reports module exists, the only reports the archive can know of are report documents a
+# modality or the gateway stored with the study: Encapsulated PDF (the gateway converts PDF reports,
+# R-6.1.1c) and Structured Reports. "unreported" is a study without any; drafts and signed reports
+# come with the reports module, so they are not offered as filters that could match nothing.
+REPORT_DOCUMENT_SOP_CLASSES = (
+    "1.2.840.10008.5.1.4.1.1.104.1",  # Encapsulated PDF Storage
+    "1.2.840.10008.5.1.4.1.1.88.11",  # Basic Text SR
+    "1.2.840.10008.5.1.4.1.1.88.22",  # Enhanced SR
+    "1.2.840.10008.5.1.4.1.1.88.33",  # Comprehensive SR
+    "1.2.840.10008.5.1.4.1.1.88.34",  # Comprehensive 3D SR
+    "1.2.840.10008.5.1.4.1.1.88.35",  # Extensible SR
+)
+REPORT_STATUSES = ("unreported", "document")
+
+
+def has_report_document() -> Exists:
+    """True for a study with a stored PDF or SR report document (a subquery on the study's rows)."""
+    return Exists(
+        Instance.objects.filter(study_id=OuterRef("pk"), sop_class_uid__in=REPORT_DOCUMENT_SOP_CLASSES)
+    )
+
+
 # The query parameters the worklist keeps in its URL (bookmarkable), in the order of the form.
 FILTER_FIELDS = (
     "accession", "patient_id", "animal", "phone", "range", "date_from", "date_to",
@@ -87,8 +109,11 @@ def worklist(request: HttpRequest) -> HttpResponse:
     today = timezone.localdate()
     if form.is_valid():
         qs = worklist_studies(viewer.principal, _filter(viewer, form.cleaned_data, today))
-        if form.cleaned_data.get("report") in ("draft", "signed"):
-            qs = qs.none()  # no report exists until the reports module: every study is unreported
+        qs = qs.annotate(has_report_document=has_report_document())
+        if form.cleaned_data.get("report") == "unreported":
+            qs = qs.filter(has_report_document=False)
+        elif form.cleaned_data.get("report") == "document":
+            qs = qs.filter(has_report_document=True)
     else:
         qs = Study.objects.none()
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -136,7 +161,8 @@ def _rows(viewer: Viewer, studies: list[Study], lang: str, today: dt.date) -> li
                 "age": age_label(p.birth_date, s.study_date or today, L),
                 "owner": owners.shown(clear.get(p.owner_pseudonym), permitted=permitted),
                 "modalities": s.modalities_in_study.replace("\\", " "),
-                "report_status": L["unreported"],
+                # An annotation of the page's query (no query per row); absent on a plain Study.
+                "report_document": getattr(s, "has_report_document", False),
             }
         )
     return out
