@@ -197,7 +197,8 @@ class CorruptingProxy:
                     buf += data
                     while watching and (end := buf.find(b"\r\n\r\n")) >= 0:
                         head, buf = buf[:end], buf[end + 4 :]
-                        if head.startswith(b"PATCH "):
+                        # A POST's body (its first chunk) may come before the PATCH in the stream.
+                        if b"PATCH /api/v1/uploads/" in head:
                             # The body starts right after the headers: here, or in the next packet.
                             if buf:
                                 data, watching = self._flip(data, len(data) - len(buf)), False

@@ -232,9 +232,10 @@ class GatewayTusUploader(_TusUploader):  # type: ignore[misc]
 
         Sets offset (and the confirmation, when that chunk was the whole file) from the answer.
         """
+        size = self.get_file_size()  # tuspy measures by seeking to the end: before the read, not inside it
         stream = self.get_file_stream()
         stream.seek(0)
-        chunk = stream.read(min(self.chunk_size, self.get_file_size()))
+        chunk = stream.read(min(self.chunk_size, size))
         digest = b64encode(hashlib.sha256(chunk).digest()).decode("ascii")
         headers = {
             **self.get_url_creation_headers(),
