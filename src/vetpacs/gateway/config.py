@@ -36,6 +36,8 @@ class GatewayConfig:
     bandwidth_bytes_per_s: int = 0  # 0: no cap
     parallel_uploads: int = 4
     chunk_size: int = 4 * MiB
+    parallel_parts: int = 4  # a large file goes as this many parts at once (tus concatenation)
+    parallel_parts_min_bytes: int = 32 * MiB  # from this size on; smaller files go in one upload
     retry_base_s: float = 2.0
     retry_cap_s: float = 300.0
     request_timeout_s: float = 60.0
@@ -143,6 +145,8 @@ def _check(cfg: GatewayConfig) -> None:
         raise ConfigError("parallel_uploads must be at least 1")
     if cfg.chunk_size < 64 * 1024:
         raise ConfigError("chunk_size must be at least 65536 bytes")
+    if cfg.parallel_parts < 1 or cfg.parallel_parts_min_bytes < 0:
+        raise ConfigError("parallel_parts must be at least 1 and parallel_parts_min_bytes 0 or positive")
     if cfg.bandwidth_bytes_per_s < 0:
         raise ConfigError("bandwidth_bytes_per_s must be 0 (no cap) or positive")
     if cfg.retry_base_s <= 0 or cfg.retry_cap_s < cfg.retry_base_s:

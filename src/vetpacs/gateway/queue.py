@@ -75,12 +75,15 @@ CREATE TABLE IF NOT EXISTS entries (
     bytes_sent INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    done_at REAL
+    done_at REAL,
+    upload_parts TEXT
 );
 CREATE INDEX IF NOT EXISTS entries_state ON entries (state, next_attempt_at, id);
 CREATE INDEX IF NOT EXISTS entries_study ON entries (study_instance_uid);
 CREATE INDEX IF NOT EXISTS entries_sop ON entries (sop_instance_uid);
 """
+# Columns the schema gained later, with their declarations (a queue file made before has not got them).
+_ADDED_COLUMNS = {"upload_parts": "TEXT"}
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class Entry:
     created_at: float
     updated_at: float
     done_at: float | None
+    upload_parts: str | None = None  # a large file's parallel parts (gateway/parallel_upload.py)
 
     @property
     def step_names(self) -> list[str]:
@@ -149,6 +153,20 @@ class Queue:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._conn().executescript(_SCHEMA)
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        """Columns added after a queue file was first made: a clinic's existing file gets them at start."""
+        db = self._conn()
+        have = {row["name"] for row in db.execute("PRAGMA table_info(entries)")}
+        for name, kind in _ADDED_COLUMNS.items():
+            if name in have:
+                continue
+            try:
+                db.execute(f"ALTER TABLE entries ADD COLUMN {name} {kind}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):  # another process added it just now
+                    raise
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

@@ -40,6 +40,8 @@ def uploader_settings(config: GatewayConfig, credentials: Credentials) -> Upload
         token=credentials.secret,
         parallel_uploads=config.parallel_uploads,
         chunk_size=config.chunk_size,
+        parallel_parts=config.parallel_parts,
+        parallel_parts_min_bytes=config.parallel_parts_min_bytes,
         bandwidth_bytes_per_s=config.bandwidth_bytes_per_s,
         retry_base_s=config.retry_base_s,
         retry_cap_s=config.retry_cap_s,
