@@ -187,3 +187,16 @@ def test_a_study_with_a_stored_pdf_report_is_not_counted_as_unreported(signed_in
     assert tile(text, "unreported") == "1"
     listed = re.search(r'id="unreported-list">(.*?)</table>', text, re.S).group(1)
     assert "Doudou" in listed and "咪咪" not in listed
+
+
+@pytest.mark.django_db
+def test_an_auditor_lands_on_the_dashboard_and_sees_no_worklist_link(signed_in, clinic):
+    auditor = signed_in(clinic, "audit-sun", "auditor")
+    response = auditor.get("/")
+    assert response.status_code == 302 and response["Location"] == "/dashboard/"
+    text = auditor.get("/dashboard/").content.decode()
+    assert 'href="/dashboard/"' in text and 'href="/" class' not in text
+    # A radiologist keeps the worklist link.
+    assert (
+        'href="/" class' in signed_in(clinic, "rad-wang", "radiologist").get("/dashboard/").content.decode()
+    )

@@ -83,4 +83,8 @@ def navigation(request: HttpRequest) -> dict[str, object]:
 
     held = frozenset().union(*viewer.permissions.values()) if viewer.permissions else frozenset()
     words = labels(ui_language(request))
-    return {"admin_links": [(href, words[key]) for code, href, key in ADMIN_PAGES if code in held]}
+    return {
+        "admin_links": [(href, words[key]) for code, href, key in ADMIN_PAGES if code in held],
+        # An auditor or a platform administrator may view no studies: no worklist link for them.
+        "may_view_studies": bool(viewer.principal.organisation_ids),
+    }

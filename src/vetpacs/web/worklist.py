@@ -11,7 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from vetpacs.apps.archive.models import Instance, Study
@@ -104,6 +104,9 @@ def _filter(viewer: Viewer, data: dict[str, Any], today: dt.date) -> WorklistFil
 @login_required
 def worklist(request: HttpRequest) -> HttpResponse:
     viewer = viewer_for(request)
+    if not viewer.principal.organisation_ids:
+        # Signed in with roles that see no studies (an auditor): their first page is the dashboard.
+        return redirect("dashboard")
     lang = ui_language(request)
     form = WorklistForm(request.GET)
     today = timezone.localdate()
