@@ -468,6 +468,10 @@ def _index(items: list[_Item], caller: _Caller) -> list[IngestResult]:
     if len({i.sop_uid for i in items}) != len(items):
         raise _Conflict
     org_id = caller.organisation_id
+    sealed = identity.seal_originals(
+        organisation_id=org_id,
+        entries=[(i.study_uid, i.sop_uid, i.owner, i.originals) for i in items if i.originals],
+    )
     with transaction.atomic():
         studies = {
             s.study_instance_uid: s
@@ -539,10 +543,7 @@ def _index(items: list[_Item], caller: _Caller) -> list[IngestResult]:
             for i in items
         ]
         _count(items, created, studies, series, new_series_per_study)
-        identity.keep_originals(
-            organisation_id=org_id,
-            entries=[(i.study_uid, i.sop_uid, i.owner, i.originals) for i in items if i.originals],
-        )
+        identity.keep_sealed(sealed)
         PendingBlob.objects.filter(key__in=[i.key for i in items]).delete()
         bump_generation()
         audit.record_many(

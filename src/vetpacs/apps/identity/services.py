@@ -75,30 +75,34 @@ def owner_pseudonyms_matching(
     return out
 
 
-def keep_originals(
+def seal_originals(
     *, organisation_id: int, entries: list[tuple[str, str, Owner | None, dict[str, Any]]]
-) -> None:
-    """Keep the original owner attributes removed from instances: (study uid, SOP uid, owner, originals)."""
+) -> list[InstanceIdentity]:
+    """Rows keeping the original owner attributes, sealed, not saved: (study uid, SOP uid, owner, originals).
+
+    Sealing needs no write, so ingest does it before its transaction takes the database's write lock."""
     if not entries:
-        return
+        return []
     row, key = keys.current_data_key(organisation_id)
-    sop_uids = [sop for _, sop, _, _ in entries]
-    InstanceIdentity.objects.filter(sop_instance_uid__in=sop_uids).delete()  # replaced versions
-    InstanceIdentity.objects.bulk_create(
-        [
-            InstanceIdentity(
-                organisation_id=organisation_id,
-                study_instance_uid=study,
-                sop_instance_uid=sop,
-                owner=owner,
-                data_key=row,
-                originals_enc=crypto.seal(
-                    key, json.dumps(originals, ensure_ascii=False).encode(), sop.encode()
-                ),
-            )
-            for study, sop, owner, originals in entries
-        ]
-    )
+    return [
+        InstanceIdentity(
+            organisation_id=organisation_id,
+            study_instance_uid=study,
+            sop_instance_uid=sop,
+            owner=owner,
+            data_key=row,
+            originals_enc=crypto.seal(key, json.dumps(originals, ensure_ascii=False).encode(), sop.encode()),
+        )
+        for study, sop, owner, originals in entries
+    ]
+
+
+def keep_sealed(rows: list[InstanceIdentity]) -> None:
+    """Save rows from seal_originals(), in place of any kept for the same instances (replaced versions)."""
+    if not rows:
+        return
+    InstanceIdentity.objects.filter(sop_instance_uid__in=[r.sop_instance_uid for r in rows]).delete()
+    InstanceIdentity.objects.bulk_create(rows)
 
 
 def _open(row: InstanceIdentity) -> dict[str, Any]:
