@@ -23,6 +23,7 @@ from pydicom import dcmread
 
 SPEC_IMPORT, SPEC_EXPORT, SPEC_QUERY_S = 30, 40, 7.0
 BATCH = 10
+WARM_UP_IMAGES = 80
 
 
 def uids(data: bytes) -> tuple[str, str, str]:
@@ -113,6 +114,9 @@ def wrk(
 def run(server: Server, images: list[bytes], clients: list[int], query_studies: list[bytes]) -> dict:
     refs = [uids(b) for b in images]
     results: dict = {}
+    # Warm up every worker and thread of the server (imports, connections, caches) before measuring,
+    # so the figures are the steady state of a long-running server; the same for both servers.
+    ingest(server, corpus(WARM_UP_IMAGES), 4)
     for c in clients:
         # Fresh UIDs per round: re-sending the same instances would measure de-duplication.
         round_images = images if c == clients[0] else corpus(len(images))
