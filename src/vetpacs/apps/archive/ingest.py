@@ -77,6 +77,7 @@ class _Item:
     key: str = ""
     info: BlobInfo | None = None
     dropped: tuple[int, ...] = ()  # top-level tags removed from the stored file besides the owner's
+    rows: _Rows | None = None  # index fields, read from the dataset before the transaction
 
     @property
     def sop_uid(self) -> str:
@@ -89,6 +90,19 @@ class _Item:
     @property
     def series_uid(self) -> str:
         return str(self.ds.SeriesInstanceUID)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """An item's index fields, read from its dataset (pydicom, pinyin) before the index transaction,
+    so the database's write lock is held for the writes only."""
+
+    patient_id: str
+    patient: dict[str, Any]
+    study: dict[str, Any]
+    series: dict[str, Any]
+    instance: dict[str, Any]
+    transfer_syntax_uid: str
 
 
 @dataclass(frozen=True)
@@ -468,6 +482,8 @@ def _index(items: list[_Item], caller: _Caller) -> list[IngestResult]:
     if len({i.sop_uid for i in items}) != len(items):
         raise _Conflict
     org_id = caller.organisation_id
+    for item in items:
+        item.rows = _rows(item)
     sealed = identity.seal_originals(
         organisation_id=org_id,
         entries=[(i.study_uid, i.sop_uid, i.owner, i.originals) for i in items if i.originals],
@@ -490,10 +506,11 @@ def _index(items: list[_Item], caller: _Caller) -> list[IngestResult]:
         new_series_per_study: dict[str, int] = {}
         patients: dict[str, Patient] = {}
         for item in items:
+            rows = _rows_of(item)
             if item.study_uid not in studies:
-                pid = _patient_id(item.ds)
+                pid = rows.patient_id
                 if pid not in patients:
-                    patients[pid] = _patient(org_id, pid, item.ds)
+                    patients[pid] = _patient(org_id, pid, rows.patient)
                 studies[item.study_uid] = _new_study(org_id, patients[pid], item)
             if item.series_uid not in series:
                 series[item.series_uid] = _new_series(studies[item.study_uid], item)
@@ -504,7 +521,7 @@ def _index(items: list[_Item], caller: _Caller) -> list[IngestResult]:
                     key=i.key,
                     size=i.info.size,
                     sha256=i.info.sha256,  # type: ignore[union-attr]
-                    transfer_syntax_uid=str(i.ds.file_meta.TransferSyntaxUID),
+                    transfer_syntax_uid=_rows_of(i).transfer_syntax_uid,
                     locations=_locations(),
                 )
                 for i in items
@@ -596,8 +613,65 @@ def _check_ownership(item: _Item, org_id: int, study: Study | None, series: Seri
         )
 
 
-def _patient(org_id: int, patient_id: str, ds: Any) -> Patient:
+def _rows(item: _Item) -> _Rows:
+    ds = item.ds
     pfields = _patient_fields(ds)
+    ts = str(ds.file_meta.TransferSyntaxUID)
+    return _Rows(
+        patient_id=_patient_id(ds),
+        patient=pfields,
+        study={
+            "study_instance_uid": item.study_uid,
+            "study_date": A.date(ds, "StudyDate"),
+            "study_time": A.time(ds, "StudyTime"),
+            "accession_number": A.text(ds, "AccessionNumber", 64),
+            "study_id": A.text(ds, "StudyID", 16),
+            "study_description": A.text(ds, "StudyDescription", 200),
+            "referring_physician_name": A.text(ds, "ReferringPhysicianName", 200),
+            "patient_name": pfields["patient_name"],
+            "patient_birth_date": pfields["birth_date"],
+            "patient_sex": pfields["sex"],
+            "species_description": pfields["species_description"],
+            "breed_description": pfields["breed_description"],
+            "responsible_person": pfields["owner_pseudonym"],
+            "dicom_json": A.subset_json(item.metadata, A.STUDY_KEYWORDS),
+        },
+        series={
+            "series_instance_uid": item.series_uid,
+            "modality": A.text(ds, "Modality", 16),
+            "series_number": A.integer(ds, "SeriesNumber"),
+            "series_description": A.text(ds, "SeriesDescription", 200),
+            "series_date": A.date(ds, "SeriesDate"),
+            "series_time": A.time(ds, "SeriesTime"),
+            "body_part_examined": A.text(ds, "BodyPartExamined", 64),
+            "performed_procedure_step_start_date": A.date(ds, "PerformedProcedureStepStartDate"),
+            "performed_procedure_step_start_time": A.time(ds, "PerformedProcedureStepStartTime"),
+            "dicom_json": A.subset_json(item.metadata, A.SERIES_KEYWORDS),
+        },
+        instance={
+            "sop_class_uid": str(ds.SOPClassUID),
+            "instance_number": A.integer(ds, "InstanceNumber"),
+            "rows": A.integer(ds, "Rows"),
+            "columns": A.integer(ds, "Columns"),
+            "bits_allocated": A.integer(ds, "BitsAllocated"),
+            "number_of_frames": A.integer(ds, "NumberOfFrames"),
+            "transfer_syntax_uid": ts,
+            "original_transfer_syntax_uid": ts,
+            "original_sha256": item.sha256,
+            "original_size": item.size,
+            "metadata": item.metadata,
+        },
+        transfer_syntax_uid=ts,
+    )
+
+
+def _rows_of(item: _Item) -> _Rows:
+    if item.rows is None:
+        item.rows = _rows(item)
+    return item.rows
+
+
+def _patient(org_id: int, patient_id: str, pfields: dict[str, Any]) -> Patient:
     patient, created = Patient.objects.get_or_create(
         organisation_id=org_id, patient_id=patient_id, defaults=pfields
     )
@@ -610,65 +684,20 @@ def _patient(org_id: int, patient_id: str, ds: Any) -> Patient:
 
 
 def _new_study(org_id: int, patient: Patient, item: _Item) -> Study:
-    ds = item.ds
-    pfields = _patient_fields(ds)
     return Study.objects.create(
-        study_instance_uid=item.study_uid,
         organisation_id=org_id,
         patient=patient,
-        study_date=A.date(ds, "StudyDate"),
-        study_time=A.time(ds, "StudyTime"),
-        accession_number=A.text(ds, "AccessionNumber", 64),
-        study_id=A.text(ds, "StudyID", 16),
-        study_description=A.text(ds, "StudyDescription", 200),
-        referring_physician_name=A.text(ds, "ReferringPhysicianName", 200),
-        patient_name=pfields["patient_name"],
         dicom_patient_id=patient.patient_id,
-        patient_birth_date=pfields["birth_date"],
-        patient_sex=pfields["sex"],
-        species_description=pfields["species_description"],
-        breed_description=pfields["breed_description"],
-        responsible_person=pfields["owner_pseudonym"],
-        dicom_json=A.subset_json(item.metadata, A.STUDY_KEYWORDS),
+        **_rows_of(item).study,
     )
 
 
 def _new_series(study: Study, item: _Item) -> Series:
-    ds = item.ds
-    return Series.objects.create(
-        series_instance_uid=item.series_uid,
-        study=study,
-        modality=A.text(ds, "Modality", 16),
-        series_number=A.integer(ds, "SeriesNumber"),
-        series_description=A.text(ds, "SeriesDescription", 200),
-        series_date=A.date(ds, "SeriesDate"),
-        series_time=A.time(ds, "SeriesTime"),
-        body_part_examined=A.text(ds, "BodyPartExamined", 64),
-        performed_procedure_step_start_date=A.date(ds, "PerformedProcedureStepStartDate"),
-        performed_procedure_step_start_time=A.time(ds, "PerformedProcedureStepStartTime"),
-        dicom_json=A.subset_json(item.metadata, A.SERIES_KEYWORDS),
-    )
+    return Series.objects.create(study=study, **_rows_of(item).series)
 
 
 def _instance_fields(item: _Item, study: Study, series: Series, blob: Blob) -> dict[str, Any]:
-    ds = item.ds
-    ts = str(ds.file_meta.TransferSyntaxUID)
-    return {
-        "series": series,
-        "study": study,
-        "sop_class_uid": str(ds.SOPClassUID),
-        "instance_number": A.integer(ds, "InstanceNumber"),
-        "rows": A.integer(ds, "Rows"),
-        "columns": A.integer(ds, "Columns"),
-        "bits_allocated": A.integer(ds, "BitsAllocated"),
-        "number_of_frames": A.integer(ds, "NumberOfFrames"),
-        "blob": blob,
-        "transfer_syntax_uid": ts,
-        "original_transfer_syntax_uid": ts,
-        "original_sha256": item.sha256,
-        "original_size": item.size,
-        "metadata": item.metadata,
-    }
+    return {"series": series, "study": study, "blob": blob, **_rows_of(item).instance}
 
 
 def _replace(previous: Instance, fields: dict[str, Any]) -> Instance:
