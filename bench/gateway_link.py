@@ -112,7 +112,11 @@ def relay(listen: str, port: int, target_port: int, delay_s: float) -> None:
             await task
 
     async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        up_r, up_w = await asyncio.open_connection("127.0.0.1", target_port)
+        try:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", target_port)
+        except OSError:  # the platform is not listening yet: the gateway's own retry handles it
+            client_w.close()
+            return
         await asyncio.gather(pump(client_r, up_w), pump(up_r, client_w), return_exceptions=True)
 
     async def serve() -> None:
