@@ -62,13 +62,16 @@ def _fresh_blob_store(settings, tmp_path):
 @pytest.fixture(autouse=True)
 def _empty_search_cache():
     """Tests roll their databases back, so generations repeat: no cached answer crosses tests."""
+    from vetpacs.apps.archive import kept
     from vetpacs.dicomweb import search_cache, wado
 
     search_cache.clear()
     wado.clear_prepared()
+    kept.clear_all()
     yield
     search_cache.clear()
     wado.clear_prepared()
+    kept.clear_all()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
+from vetpacs.apps.archive.kept import KeptByGeneration
 from vetpacs.apps.archive.queries import current_generation
 
 MAX_ENTRIES = 512
@@ -77,8 +78,7 @@ def cached_search(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
 def clear() -> None:
     with _lock:
         _entries.clear()
-    with _fragments_lock:
-        _fragments.clear()
+    _fragments.clear()
 
 
 # --- one study's result, encoded, for any search whose page shows it ------------------------------------
@@ -90,30 +90,13 @@ def clear() -> None:
 
 FRAGMENTS_MAX = 8192
 FragmentKey = tuple[Any, ...]
-_fragments: OrderedDict[FragmentKey, tuple[int, float, bytes]] = OrderedDict()
-_fragments_lock = threading.Lock()
+_fragments: KeptByGeneration[bytes] = KeptByGeneration(FRAGMENTS_MAX, MAX_AGE_SECONDS)
 
 
 def fragments(keys: list[FragmentKey], generation: int) -> list[bytes | None]:
     """The encoded results kept for these keys at this generation (None where there is none)."""
-    out: list[bytes | None] = []
-    now = time.monotonic()
-    with _fragments_lock:
-        for key in keys:
-            hit = _fragments.get(key)
-            if hit is not None and hit[0] == generation and now - hit[1] < MAX_AGE_SECONDS:
-                _fragments.move_to_end(key)
-                out.append(hit[2])
-            else:
-                out.append(None)
-    return out
+    return _fragments.get_many(keys, generation)
 
 
 def keep_fragments(entries: dict[FragmentKey, bytes], generation: int) -> None:
-    now = time.monotonic()
-    with _fragments_lock:
-        for key, body in entries.items():
-            _fragments[key] = (generation, now, body)
-            _fragments.move_to_end(key)
-        while len(_fragments) > FRAGMENTS_MAX:
-            _fragments.popitem(last=False)
+    _fragments.put_many(entries, generation)

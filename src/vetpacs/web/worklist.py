@@ -12,10 +12,18 @@ from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
+from vetpacs.apps.archive.kept import KeptByGeneration
 from vetpacs.apps.archive.models import Instance, Study
-from vetpacs.apps.archive.queries import WorklistFilter, worklist_facets, worklist_studies
+from vetpacs.apps.archive.queries import (
+    WorklistFilter,
+    current_generation,
+    worklist_facets,
+    worklist_studies,
+)
 from vetpacs.apps.identity.services import owner_pseudonyms_matching
 from vetpacs.apps.orgs.models import Organisation
 from vetpacs.web import owners
@@ -110,6 +118,60 @@ def worklist(request: HttpRequest) -> HttpResponse:
     lang = ui_language(request)
     form = WorklistForm(request.GET)
     today = timezone.localdate()
+    clinics = _clinics(viewer)
+    kept = {k: request.GET[k] for k in FILTER_FIELDS if request.GET.get(k)}
+    generation = current_generation()
+    key = _results_key(viewer, request, lang, today)
+    results = _kept_results.get(key, generation)
+    if results is None:
+        results = _results(request, viewer, form=form, lang=lang, today=today, clinics=clinics, kept=kept)
+        _kept_results.put(key, generation, results)
+    if request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "results":
+        return HttpResponse(results)
+    context = {
+        "L": labels(lang),
+        "ui_lang": lang,
+        "form": form,
+        "values": kept,
+        "results": mark_safe(results),  # noqa: S308 - our own template's output, escaped when rendered
+        "facets": worklist_facets(viewer.principal),
+        "clinics": clinics,
+        "ranges": list(RANGES),
+        "report_statuses": REPORT_STATUSES,
+    }
+    return render(request, "web/worklist.html", context)
+
+
+# The results table as rendered, per process, under the archive's generation (apps/archive/kept.py):
+# the staff of a clinic opening or refreshing the same worklist (R-7.1.2a: 1024 users at once) cost one
+# lookup, not a query and 50 rendered rows each.
+RESULTS_KEPT_ENTRIES = 256
+RESULTS_KEPT_SECONDS = 30.0
+_kept_results: KeptByGeneration[str] = KeptByGeneration(RESULTS_KEPT_ENTRIES, RESULTS_KEPT_SECONDS)
+
+
+def _results_key(viewer: Viewer, request: HttpRequest, lang: str, today: dt.date) -> tuple[Any, ...]:
+    """Everything the table depends on: whose studies, whose owners shown in full, words, day, filters."""
+    orgs = tuple(sorted(viewer.principal.organisation_ids))
+    return (
+        orgs,
+        tuple(org for org in orgs if viewer.may(owners.SENSITIVE, org)),
+        lang,
+        today,
+        tuple(sorted((k, tuple(v)) for k, v in request.GET.lists())),
+    )
+
+
+def _results(
+    request: HttpRequest,
+    viewer: Viewer,
+    *,
+    form: WorklistForm,
+    lang: str,
+    today: dt.date,
+    clinics: list[Organisation],
+    kept: dict[str, str],
+) -> str:
     if form.is_valid():
         qs = worklist_studies(viewer.principal, _filter(viewer, form.cleaned_data, today))
         qs = qs.annotate(has_report_document=has_report_document())
@@ -120,24 +182,16 @@ def worklist(request: HttpRequest) -> HttpResponse:
     else:
         qs = Study.objects.none()
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = _rows(viewer, list(page.object_list), lang, today)
-    kept = {k: request.GET[k] for k in FILTER_FIELDS if request.GET.get(k)}
     context = {
         "L": labels(lang),
         "ui_lang": lang,
         "form": form,
-        "values": kept,
         "page": page,
-        "rows": rows,
+        "rows": _rows(viewer, list(page.object_list), lang, today),
         "query": urlencode(kept),
-        "facets": worklist_facets(viewer.principal),
-        "clinics": _clinics(viewer),
-        "ranges": list(RANGES),
-        "report_statuses": REPORT_STATUSES,
+        "clinics": clinics,
     }
-    if request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "results":
-        return render(request, "web/_worklist_results.html", context)
-    return render(request, "web/worklist.html", context)
+    return render_to_string("web/_worklist_results.html", context, request)
 
 
 def _clinics(viewer: Viewer) -> list[Organisation]:
