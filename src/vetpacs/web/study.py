@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 from vetpacs.apps.archive import blobs
 from vetpacs.apps.archive.models import Instance, Series, Study
 from vetpacs.apps.archive.queries import prior_studies, study_for_page
+from vetpacs.apps.audit import group_commit
 from vetpacs.apps.audit import services as audit
 from vetpacs.apps.audit.models import AuditEvent
 from vetpacs.apps.watermark import services as watermark
@@ -49,16 +50,19 @@ def _study_or_404(viewer: Viewer, study_instance_uid: str) -> Study:
     return study
 
 
+def _event(request: HttpRequest, viewer: Viewer, study: Study, detail: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "organisation_id": study.organisation_id,
+        "user_id": viewer.user_id,
+        "actor": viewer.principal.label,
+        "ip": request.META.get("REMOTE_ADDR"),
+        "target": f"study:{study.study_instance_uid}",
+        "detail": detail,
+    }
+
+
 def _record(request: HttpRequest, viewer: Viewer, action: str, study: Study, **detail: Any) -> AuditEvent:
-    return audit.record(
-        action,
-        organisation_id=study.organisation_id,
-        user_id=viewer.user_id,
-        actor=viewer.principal.label,
-        ip=request.META.get("REMOTE_ADDR"),
-        target=f"study:{study.study_instance_uid}",
-        detail=detail,
-    )
+    return audit.record(action, **_event(request, viewer, study, detail))
 
 
 @login_required
@@ -68,7 +72,9 @@ def study_page(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
     study = _study_or_404(viewer, study_instance_uid)
     lang = ui_language(request)
     L = labels(lang)  # noqa: N806 - the templates' name for the words
-    _record(request, viewer, "study.viewed", study, page="study")
+    # A view changes nothing: its event shares a commit with concurrent views (audit.group_commit),
+    # and the page goes out only once the event is committed.
+    group_commit.record_durably("study.viewed", **_event(request, viewer, study, {"page": "study"}))
     patient = study.patient
     permitted = viewer.may(owners.SENSITIVE, study.organisation_id)
     owner = owners.shown(owners.owners_by_pseudonym({patient.owner_pseudonym}).get(patient.owner_pseudonym),
