@@ -73,7 +73,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "priors_none": ("该动物没有其他检查。", "No other studies of this animal."),
     "report": ("报告", "Report"),
     "report_none": ("尚未报告（报告模块上线后在此书写）。", "Not reported yet."),
-    "audit_trail": ("访问记录", "Views and downloads"),
+    "audit_trail": ("最近访问记录", "Latest views and downloads"),
     "audit_none": ("暂无记录。", "None yet."),
     "open_ohif": ("在阅片器中打开", "Open in viewer"),
     "compare": ("与此对比", "Compare"),

@@ -28,7 +28,7 @@ from vetpacs.web.worklist import age_label, sex_label
 
 # The audit trail shown on the page: who looked at and took away this study.
 TRAIL_ACTIONS = ("study.viewed", "study.downloaded")
-TRAIL_LENGTH = 50
+TRAIL_LENGTH = 20  # the latest; the whole record is on the audit page (/audit/)
 IMAGE_FORMATS = {"jpeg": dicom_render.JPEG, "png": dicom_render.PNG}
 # A series export renders every image: more than this is a job for the DICOM ZIP, not a page click.
 MAX_EXPORT_IMAGES = 500
