@@ -17,7 +17,6 @@ import argparse
 import datetime as dt
 import errno
 import logging
-import sqlite3
 import sys
 import threading
 import time
@@ -41,6 +40,7 @@ from vetpacs.gateway.config import GatewayConfig
 from vetpacs.gateway.queue import Queue
 from vetpacs.gateway.scp import handle_store, start_scp
 from vetpacs.gateway.spool import Spool
+from vetpacs.gateway.statefile import StateFile
 
 log = logging.getLogger("vetpacs.gateway.pull")
 
@@ -97,26 +97,10 @@ class PullResult:
         return text
 
 
-class PullState:
+class PullState(StateFile):
     """What the gateway pulled, by study: its own SQLite file beside the queue."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        with self._db() as db:
-            db.executescript(_SCHEMA)
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            db = sqlite3.connect(self.path, timeout=30)
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                with db:
-                    yield db
-            finally:
-                db.close()
+    SCHEMA = _SCHEMA
 
     def instances(self, study_instance_uid: str) -> int | None:
         """How many instances the study had when it was pulled (None: never pulled)."""

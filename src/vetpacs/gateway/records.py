@@ -10,10 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ import requests
 from pydicom import Dataset
 
 from vetpacs.gateway.credentials import Credentials
+from vetpacs.gateway.statefile import StateFile
 
 RECORDS_FILE = "records.sqlite3"
 RECORDS_PATH = "/api/v1/devices/records"
@@ -105,25 +103,10 @@ def normalise(raw: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-class RecordStore:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        with self._db() as db:
-            db.executescript(_SCHEMA)
+class RecordStore(StateFile):
+    """HIS records by source id; a record acknowledged (HL7 AA) survives power loss."""
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            db = sqlite3.connect(self.path, timeout=30)
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")  # a record acknowledged (HL7 AA) survives power loss
-                with db:
-                    yield db
-            finally:
-                db.close()
+    SCHEMA = _SCHEMA
 
     def put(self, *, source_id: str, kind: str, fields: dict[str, Any]) -> dict[str, str]:
         """Store (or replace) one record; a later message for the same source id updates it."""
