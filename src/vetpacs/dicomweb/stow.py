@@ -20,7 +20,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from vetpacs.apps.archive.services import ingest_batch
-from vetpacs.apps.audit import services as audit
+from vetpacs.apps.audit import group_commit
 from vetpacs.core.errors import DimseStatus, Errors, VetpacsError
 from vetpacs.dicomweb.responses import DICOM_JSON, dicom_json_response
 from vetpacs.dicomweb.upload import READ_CHUNK_BYTES, ReceivedPart, media_type_and_params, read_parts
@@ -349,9 +349,10 @@ def _audit(
     ip: str | None,
     status: int,
 ) -> None:
-    # One event per request; ingest has already recorded each stored instance.
+    # One event per request; ingest has already recorded each stored instance. Concurrent uploads share
+    # its commit (audit.group_commit); the answer goes out only once it is written.
     studies = sorted({s.study_instance_uid for s in stored})
-    audit.record(
+    group_commit.record_durably(
         "stow.completed",
         organisation_id=organisation_id,
         user_id=principal.user_id,

@@ -17,6 +17,7 @@ crash is named by its pending row and swept; repeating the same upload is an ide
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import tempfile
@@ -33,13 +34,15 @@ from django.db.models import F
 from pydicom import dcmwrite
 from pydicom.valuerep import PersonName
 
-from vetpacs.apps.archive import blobs
+from vetpacs.apps.archive import blobs, rowsql
 from vetpacs.apps.archive.generation import bump_generation
 from vetpacs.apps.archive.models import Blob, Instance, InstanceVersion, Patient, PendingBlob, Series, Study
 from vetpacs.apps.archive.search_keys import animal_name_key
+from vetpacs.apps.audit import group_commit
 from vetpacs.apps.audit import services as audit
 from vetpacs.apps.identity import envelope
 from vetpacs.apps.identity import services as identity
+from vetpacs.apps.identity.models import InstanceIdentity
 from vetpacs.core.errors import Errors, VetpacsError
 from vetpacs.dicom import attributes as A
 from vetpacs.dicom import codecs, splice
@@ -95,14 +98,15 @@ class _Item:
 @dataclass(frozen=True)
 class _Rows:
     """An item's index fields, read from its dataset (pydicom, pinyin) before the index transaction,
-    so the database's write lock is held for the writes only."""
+    so the database's write lock is held for the writes only. The patient, study and series fields are
+    read for the first item of each study and series in a batch only (None for the others)."""
 
-    patient_id: str
-    patient: dict[str, Any]
-    study: dict[str, Any]
-    series: dict[str, Any]
     instance: dict[str, Any]
     transfer_syntax_uid: str
+    patient_id: str = ""
+    patient: dict[str, Any] | None = None
+    study: dict[str, Any] | None = None
+    series: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -478,16 +482,32 @@ def _patient_id(ds: Any) -> str:
 
 
 def _index(items: list[_Item], caller: _Caller) -> list[IngestResult]:
-    """Index the whole batch in one transaction; raises _Conflict or IntegrityError to go one by one."""
+    """Index the whole batch in one transaction; raises _Conflict or IntegrityError to go one by one.
+
+    Everything that needs no write (the index fields, the sealed originals, each row's values adapted
+    for the database, the audit events) is made before the transaction, which then runs statements only:
+    on SQLite the one write lock is held for as short a time as the batch allows."""
     if len({i.sop_uid for i in items}) != len(items):
         raise _Conflict
     org_id = caller.organisation_id
-    for item in items:
-        item.rows = _rows(item)
+    _read_rows(items)
     sealed = identity.seal_originals(
         organisation_id=org_id,
         entries=[(i.study_uid, i.sop_uid, i.owner, i.originals) for i in items if i.originals],
     )
+    sql = _statements()
+    blob_rows = [sql.blob.prepare(_blob(item)) for item in items]
+    instance_rows = [
+        sql.instance.prepare(Instance(sop_instance_uid=i.sop_uid, **_instance(i))) for i in items
+    ]
+    identity_rows = [sql.identity.prepare(row) for row in sealed]
+    events = [_stored_event(item, caller) for item in items]
+    replaced = [i.sop_uid for i in items if i.previous is not None]
+    compressible = [
+        i
+        for i in items
+        if settings.VETPACS_COMPRESS_ON_INGEST and codecs.can_compress(i.ds, has_pixel_data=i.has_pixel_data)
+    ]
     with transaction.atomic():
         studies = {
             s.study_instance_uid: s
@@ -506,93 +526,92 @@ def _index(items: list[_Item], caller: _Caller) -> list[IngestResult]:
         new_series_per_study: dict[str, int] = {}
         patients: dict[str, Patient] = {}
         for item in items:
-            rows = _rows_of(item)
             if item.study_uid not in studies:
+                rows = _whole(item)
                 pid = rows.patient_id
                 if pid not in patients:
-                    patients[pid] = _patient(org_id, pid, rows.patient)
+                    patients[pid] = _patient(org_id, pid, rows.patient or {})
                 studies[item.study_uid] = _new_study(org_id, patients[pid], item)
             if item.series_uid not in series:
                 series[item.series_uid] = _new_series(studies[item.study_uid], item)
                 new_series_per_study[item.study_uid] = new_series_per_study.get(item.study_uid, 0) + 1
-        blob_rows = Blob.objects.bulk_create(
-            [
-                Blob(
-                    key=i.key,
-                    size=i.info.size,
-                    sha256=i.info.sha256,  # type: ignore[union-attr]
-                    transfer_syntax_uid=_rows_of(i).transfer_syntax_uid,
-                    locations=_locations(),
-                )
-                for i in items
-            ]
-        )
-        fresh: list[Instance] = []
-        results: list[IngestResult] = []
-        for item, blob in zip(items, blob_rows, strict=True):
-            fields = _instance_fields(item, studies[item.study_uid], series[item.series_uid], blob)
+        blob_ids = sql.blob.insert(blob_rows)
+        results: dict[str, IngestResult] = {}
+        fresh: list[tuple[_Item, list[Any]]] = []
+        for item, blob_id, row in zip(items, blob_ids, instance_rows, strict=True):
+            study, serie = studies[item.study_uid], series[item.series_uid]
             if item.previous is not None:
+                fields = {"series": serie, "study": study, "blob_id": blob_id, **_instance(item)}
                 inst = _replace(item.previous, fields)
-                results.append(
-                    IngestResult(
-                        "replaced",
-                        fields["sop_class_uid"],
-                        item.sop_uid,
-                        item.study_uid,
-                        item.series_uid,
-                        inst.id,
-                    )
-                )
+                results[item.sop_uid] = _outcome("replaced", item, inst.id)
             else:
-                fresh.append(Instance(sop_instance_uid=item.sop_uid, **fields))
-        created = {i.sop_instance_uid: i for i in Instance.objects.bulk_create(fresh)}
-        results = [
-            IngestResult(
-                "stored",
-                created[i.sop_uid].sop_class_uid,
-                i.sop_uid,
-                i.study_uid,
-                i.series_uid,
-                created[i.sop_uid].id,
-            )
-            if i.sop_uid in created
-            else next(r for r in results if r.sop_instance_uid == i.sop_uid)
-            for i in items
-        ]
-        _count(items, created, studies, series, new_series_per_study)
-        identity.keep_sealed(sealed)
-        PendingBlob.objects.filter(key__in=[i.key for i in items]).delete()
+                sql.instance.set(row, "series_id", serie.pk)
+                sql.instance.set(row, "study_id", study.pk)
+                sql.instance.set(row, "blob_id", blob_id)
+                fresh.append((item, row))
+        for (item, _row), pk in zip(fresh, sql.instance.insert([row for _i, row in fresh]), strict=True):
+            results[item.sop_uid] = _outcome("stored", item, pk)
+        _count(items, {i.sop_uid for i, _row in fresh}, studies, series, new_series_per_study)
+        rowsql.delete_where_in(InstanceIdentity, "sop_instance_uid", replaced)
+        if identity_rows:
+            sql.identity.insert(identity_rows)
+        rowsql.delete_where_in(PendingBlob, "key", [i.key for i in items])
         bump_generation()
-        audit.record_many(
-            [
-                {
-                    "action": "instance.stored" if r.status == "stored" else "instance.replaced",
-                    "organisation_id": org_id,
-                    "user_id": caller.user_id,
-                    "actor": caller.actor,
-                    "ip": caller.ip,
-                    "target": f"instance:{r.sop_instance_uid}",
-                    "detail": {
-                        "study": r.study_instance_uid,
-                        "source": caller.source,
-                        "sha256": i.sha256,
-                        "size": i.size,
-                    },
-                }
-                for i, r in zip(items, results, strict=True)
-            ]
-        )
-        to_compress = [
-            r.instance_id
-            for i, r in zip(items, results, strict=True)
-            if settings.VETPACS_COMPRESS_ON_INGEST
-            and codecs.can_compress(i.ds, has_pixel_data=i.has_pixel_data)
-        ]
+        group_commit.append_rows(events)
+        to_compress = [results[i.sop_uid].instance_id for i in compressible]
         if to_compress:
             from vetpacs.apps.archive.tasks import compress_instances
 
             compress_instances.enqueue(to_compress)
-    return results
+    return [results[i.sop_uid] for i in items]
+
+
+@dataclass(frozen=True)
+class _Statements:
+    blob: rowsql.PreparedInsert
+    instance: rowsql.PreparedInsert
+    identity: rowsql.PreparedInsert
+
+
+@functools.cache
+def _statements() -> _Statements:
+    return _Statements(
+        rowsql.PreparedInsert(Blob), rowsql.PreparedInsert(Instance), rowsql.PreparedInsert(InstanceIdentity)
+    )
+
+
+def _blob(item: _Item) -> Blob:
+    assert item.info is not None and item.rows is not None  # noqa: S101 - written and read before indexing
+    return Blob(
+        key=item.key,
+        size=item.info.size,
+        sha256=item.info.sha256,
+        transfer_syntax_uid=item.rows.transfer_syntax_uid,
+        locations=_locations(),
+    )
+
+
+def _instance(item: _Item) -> dict[str, Any]:
+    assert item.rows is not None  # noqa: S101 - read before indexing
+    return item.rows.instance
+
+
+def _outcome(status: str, item: _Item, instance_id: int) -> IngestResult:
+    return IngestResult(
+        status, _instance(item)["sop_class_uid"], item.sop_uid, item.study_uid, item.series_uid, instance_id
+    )
+
+
+def _stored_event(item: _Item, caller: _Caller) -> dict[str, Any]:
+    return audit.event_fields(
+        "instance.replaced" if item.previous is not None else "instance.stored",
+        organisation_id=caller.organisation_id,
+        user_id=caller.user_id,
+        actor=caller.actor,
+        ip=caller.ip,
+        target=f"instance:{item.sop_uid}",
+        detail={"study": item.study_uid, "source": caller.source, "sha256": item.sha256, "size": item.size},
+    )
 
 
 def _locations() -> list[str]:
@@ -613,11 +632,47 @@ def _check_ownership(item: _Item, org_id: int, study: Study | None, series: Seri
         )
 
 
-def _rows(item: _Item) -> _Rows:
+def _read_rows(items: list[_Item]) -> None:
+    """Each item's instance fields; the patient, study and series fields only for the first item of
+    each study and series in the batch, the one whose rows a new study or series is made from."""
+    studies: set[str] = set()
+    series: set[str] = set()
+    for item in items:
+        first = item.study_uid not in studies or item.series_uid not in series
+        studies.add(item.study_uid)
+        series.add(item.series_uid)
+        item.rows = _rows(item, whole=first)
+
+
+def _whole(item: _Item) -> _Rows:
+    """An item's rows with the patient, study and series fields (read now if they were left out)."""
+    if item.rows is None or item.rows.study is None:
+        item.rows = _rows(item, whole=True)
+    return item.rows
+
+
+def _rows(item: _Item, *, whole: bool) -> _Rows:
     ds = item.ds
-    pfields = _patient_fields(ds)
     ts = str(ds.file_meta.TransferSyntaxUID)
+    instance = {
+        "sop_class_uid": str(ds.SOPClassUID),
+        "instance_number": A.integer(ds, "InstanceNumber"),
+        "rows": A.integer(ds, "Rows"),
+        "columns": A.integer(ds, "Columns"),
+        "bits_allocated": A.integer(ds, "BitsAllocated"),
+        "number_of_frames": A.integer(ds, "NumberOfFrames"),
+        "transfer_syntax_uid": ts,
+        "original_transfer_syntax_uid": ts,
+        "original_sha256": item.sha256,
+        "original_size": item.size,
+        "metadata": item.metadata,
+    }
+    if not whole:
+        return _Rows(instance=instance, transfer_syntax_uid=ts)
+    pfields = _patient_fields(ds)
     return _Rows(
+        instance=instance,
+        transfer_syntax_uid=ts,
         patient_id=_patient_id(ds),
         patient=pfields,
         study={
@@ -648,27 +703,7 @@ def _rows(item: _Item) -> _Rows:
             "performed_procedure_step_start_time": A.time(ds, "PerformedProcedureStepStartTime"),
             "dicom_json": A.subset_json(item.metadata, A.SERIES_KEYWORDS),
         },
-        instance={
-            "sop_class_uid": str(ds.SOPClassUID),
-            "instance_number": A.integer(ds, "InstanceNumber"),
-            "rows": A.integer(ds, "Rows"),
-            "columns": A.integer(ds, "Columns"),
-            "bits_allocated": A.integer(ds, "BitsAllocated"),
-            "number_of_frames": A.integer(ds, "NumberOfFrames"),
-            "transfer_syntax_uid": ts,
-            "original_transfer_syntax_uid": ts,
-            "original_sha256": item.sha256,
-            "original_size": item.size,
-            "metadata": item.metadata,
-        },
-        transfer_syntax_uid=ts,
     )
-
-
-def _rows_of(item: _Item) -> _Rows:
-    if item.rows is None:
-        item.rows = _rows(item)
-    return item.rows
 
 
 def _patient(org_id: int, patient_id: str, pfields: dict[str, Any]) -> Patient:
@@ -688,16 +723,12 @@ def _new_study(org_id: int, patient: Patient, item: _Item) -> Study:
         organisation_id=org_id,
         patient=patient,
         dicom_patient_id=patient.patient_id,
-        **_rows_of(item).study,
+        **(_whole(item).study or {}),
     )
 
 
 def _new_series(study: Study, item: _Item) -> Series:
-    return Series.objects.create(study=study, **_rows_of(item).series)
-
-
-def _instance_fields(item: _Item, study: Study, series: Series, blob: Blob) -> dict[str, Any]:
-    return {"series": series, "study": study, "blob": blob, **_rows_of(item).instance}
+    return Series.objects.create(study=study, **(_whole(item).series or {}))
 
 
 def _replace(previous: Instance, fields: dict[str, Any]) -> Instance:
@@ -718,7 +749,7 @@ def _replace(previous: Instance, fields: dict[str, Any]) -> Instance:
 
 def _count(
     items: list[_Item],
-    created: dict[str, Instance],
+    created: set[str],
     studies: dict[str, Study],
     series: dict[str, Series],
     new_series_per_study: dict[str, int],

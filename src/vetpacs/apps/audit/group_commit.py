@@ -37,7 +37,7 @@ from django.utils import timezone
 from vetpacs.apps.audit import services
 from vetpacs.apps.audit.models import AuditEvent, AuditHead
 
-__all__ = ["record_durably"]
+__all__ = ["append_rows", "record_durably"]
 
 
 @dataclass(eq=False)
@@ -99,7 +99,7 @@ def _append(tickets: list[_Ticket]) -> None:
             _cond.wait()
     error: BaseException | None = None
     try:
-        _append_rows([t.event for t in batch])
+        append_rows([t.event for t in batch])
     except BaseException as exc:
         error = exc
         raise
@@ -131,8 +131,10 @@ def _statements() -> tuple[str, str, str, list[Any]]:
     )
 
 
-def _append_rows(events: list[dict[str, Any]]) -> None:
-    """services.record_many(events) without the ORM's query building (a retrieval's largest cost)."""
+def append_rows(events: list[dict[str, Any]]) -> None:
+    """services.record_many(events) without the ORM's query building (a retrieval's largest cost).
+
+    Inside a caller's transaction (ingest's index) the events land with its change, or not at all."""
     read_head, insert, move_head, fields = _statements()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(read_head)
