@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 
+import pytest
 from django.core.management import call_command
+from django.utils import timezone
+
+from vetpacs.core import clock
 
 
 def run_demo() -> str:
@@ -82,6 +87,89 @@ def test_second_demo_run_changes_nothing_but_issues_a_fresh_token(db):
     # The login shown is the same, so instructions written down after the first run still hold.
     login = [line for line in first.splitlines() if "username" in line or "password" in line]
     assert login and all(line in second for line in login)
+
+
+def demo_dates() -> list[tuple[str, dt.date, dt.time]]:
+    from vetpacs.apps.archive.models import Study
+
+    return list(
+        Study.objects.order_by("accession_number").values_list("accession_number", "study_date", "study_time")
+    )
+
+
+@pytest.fixture
+def pinned_clock(monkeypatch):
+    """pinned_clock(local naive datetime): the platform's clock reads that moment from then on."""
+
+    def pin(when: dt.datetime) -> None:
+        moment = timezone.make_aware(when) if timezone.is_naive(when) else when
+        monkeypatch.setattr(clock, "now", lambda: moment)
+
+    return pin
+
+
+def test_demo_studies_are_dated_three_days_before_the_day_before_and_the_day_of_the_first_load(
+    db, pinned_clock
+):
+    pinned_clock(dt.datetime(2027, 3, 10, 16, 40))
+    output = run_demo()
+    assert demo_dates() == [
+        ("DEMO-CT-2", dt.date(2027, 3, 9), dt.time(14, 15)),
+        ("DEMO-DX-1", dt.date(2027, 3, 7), dt.time(9, 30)),
+        ("DEMO-US-3", dt.date(2027, 3, 10), dt.time(11, 0)),
+    ]
+    assert "DEMO-US-3  2027-03-10 11:00" in output
+    assert "日期相对于首次载入之日" in output and "dated relative to the day of the first load" in output
+
+
+def test_loaded_before_opening_time_today_s_exam_is_not_dated_later_than_now(db, pinned_clock):
+    pinned_clock(dt.datetime(2027, 3, 10, 7, 52))
+    run_demo()
+    assert ("DEMO-US-3", dt.date(2027, 3, 10), dt.time(7, 45)) in demo_dates()
+
+
+def test_after_demo_the_desk_and_reading_dashboards_and_the_worklist_show_today_s_exam(client, signed_in):
+    from django.contrib.auth import get_user_model
+
+    from vetpacs.apps.orgs.models import Organisation
+    from vetpacs.web.management.commands.demo import CLINIC
+
+    run_demo()
+    clinic = Organisation.objects.get(name=CLINIC)
+    desk = signed_in(clinic, "desk-zhou", "front_desk").get("/dashboard/").content.decode()
+    assert re.search(r'id="tile-desk-today"[^>]*><div class="n">1<', desk)
+    by_modality = re.search(r'id="today-by-modality">(.*?)</table>', desk, re.S).group(1)
+    assert re.findall(r"<td>(\w+)</td><td>(\d+)</td>", by_modality) == [("US", "1")]
+    assert 'data-chart="chart-desk-chart"' in desk
+    tech = signed_in(clinic, "tech-liu", "technician").get("/dashboard/").content.decode()
+    assert re.search(r'id="tile-desk-today"[^>]*><div class="n">1<', tech)
+    reading = signed_in(clinic, "rad-wang", "radiologist").get("/dashboard/").content.decode()
+    assert re.search(r'id="tile-today"[^>]*><div class="n">1<', reading)
+    assert "今日暂无检查" not in reading and "今日暂无检查" not in desk
+
+    client.force_login(get_user_model().objects.get(username="demo"))
+    today = client.get("/?range=today").content.decode()
+    assert today.count('class="open-viewer"') == 1 and "腹部超声 Abdomen ultrasound" in today
+    assert client.get("/?range=3d").content.decode().count('class="open-viewer"') == 2
+    assert client.get("/?range=7d").content.decode().count('class="open-viewer"') == 3
+
+
+def test_a_run_on_a_later_day_leaves_the_studies_and_their_first_dates_as_they_are(db, pinned_clock):
+    first_day = timezone.localtime(clock.now())
+    run_demo()
+    before, dates = counts(), demo_dates()
+    assert dates[-1][1] == first_day.date()  # DEMO-US-3: today
+
+    pinned_clock(first_day + dt.timedelta(days=1))
+    second = run_demo()
+    assert counts() == before
+    assert demo_dates() == dates
+    assert "演示检查已存在，保持原样" in second and "left as they are, dated as on the first load" in second
+    assert "already archived" in second and "archived 0" not in second
+
+    pinned_clock(first_day + dt.timedelta(days=40))
+    run_demo()
+    assert counts() == before and demo_dates() == dates
 
 
 def test_demo_images_are_what_the_viewer_needs(db):

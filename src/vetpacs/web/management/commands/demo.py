@@ -1,14 +1,23 @@
-"""vetpacs demo: a demo chain, clinic, user, token and three synthetic studies (idempotent)."""
+"""vetpacs demo: a demo chain, clinic, user, token and three synthetic studies (idempotent).
+
+The studies are dated relative to the day the demo is first loaded (three days before, the day
+before, that day), so the dashboard's "today" panels and the worklist's date filters show them at
+once. A later run finds them by their fixed Study Instance UIDs and leaves them as they are: their
+dates stay those of the first load.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
@@ -20,9 +29,11 @@ from pydicom.uid import (
 )
 
 from vetpacs.apps.accounts import services as accounts
+from vetpacs.apps.archive.models import Instance, Study
 from vetpacs.apps.archive.services import ingest_file
 from vetpacs.apps.orgs import services as orgs
 from vetpacs.apps.orgs.models import Organisation
+from vetpacs.core import clock
 
 CHAIN = "安心宠物连锁 (演示) Demo Chain"
 CLINIC = "安心宠物医院 (演示) Demo Clinic"
@@ -34,9 +45,40 @@ URL = "http://127.0.0.1:8000"
 CT_SLICES = 20
 
 
+# The demo studies, oldest first: days before the first load, and the time of day of the exam.
+KEYS = ("dx", "ct", "us")
+SCHEDULE = {"dx": (3, dt.time(9, 30)), "ct": (1, dt.time(14, 15)), "us": (0, dt.time(11, 0))}
+ACCESSIONS = {"dx": "DEMO-DX-1", "ct": "DEMO-CT-2", "us": "DEMO-US-3"}
+
+
 def demo_uid(*parts: str) -> str:
     """The same UID on every run (so a second run finds the studies already archived)."""
     return generate_uid(entropy_srcs=["vetpacs-demo", *parts])
+
+
+def study_uid(key: str) -> str:
+    return demo_uid(key, "study")
+
+
+def instance_uids(key: str) -> list[str]:
+    """The SOP Instance UIDs of one demo study, known without making its images."""
+    if key == "ct":
+        return [demo_uid("ct", "instance", str(k)) for k in range(CT_SLICES)]
+    return [demo_uid(key, "instance")]
+
+
+def schedule(now: dt.datetime) -> dict[str, tuple[dt.date, dt.time]]:
+    """Each demo study's date and time when loaded at `now`, in the platform's time zone.
+
+    Today's exam is never later than now: loaded before its usual time, it is dated at the last
+    quarter hour instead.
+    """
+    local = timezone.localtime(now)
+    quarter = dt.time(local.hour, local.minute - local.minute % 15)
+    return {
+        key: (local.date() - dt.timedelta(days=days_before), at if days_before or at <= quarter else quarter)
+        for key, (days_before, at) in SCHEDULE.items()
+    }
 
 
 class Command(BaseCommand):
@@ -57,18 +99,7 @@ class Command(BaseCommand):
         # (R-6.2.6.3), shown in the access review, so a demo logs in with the password alone.
         accounts.exempt_from_mfa(user=user, reason=MFA_EXEMPTION)
         token = orgs.issue_token(organisation=clinic, name=TOKEN_NAME, user_id=user.id)
-        stored = 0
-        with tempfile.TemporaryDirectory(prefix="vetpacs-demo-") as tmp:
-            for ds in demo_datasets():
-                path = Path(tmp) / f"{ds.SOPInstanceUID}.dcm"
-                ds.save_as(path, enforce_file_format=True)
-                result = ingest_file(path, organisation_id=clinic.id, actor="demo", source="demo")
-                stored += result.status != "duplicate"
-        total = len(demo_datasets())
-        if stored:
-            self.stdout.write(f"archived {stored} demo images ({total - stored} were already there)")
-        else:
-            self.stdout.write(f"the {total} demo images are already archived")
+        self._studies(clinic)
         url = opts["url"].rstrip("/")
         self.stdout.write(
             "\n".join(
@@ -90,6 +121,49 @@ class Command(BaseCommand):
             )
         )
 
+    def _studies(self, clinic: Organisation) -> None:
+        """Archive the demo studies not there yet; leave those already there, and their dates, alone."""
+        planned = schedule(clock.now())
+        uids = [study_uid(k) for k in KEYS]
+        existing = {s.study_instance_uid: s for s in Study.objects.filter(study_instance_uid__in=uids)}
+        present = set(
+            Instance.objects.filter(study__study_instance_uid__in=list(existing)).values_list(
+                "sop_instance_uid", flat=True
+            )
+        )
+        lines, stored = [], 0
+        with tempfile.TemporaryDirectory(prefix="vetpacs-demo-") as tmp:
+            for key in KEYS:
+                day, at = planned[key]
+                study = existing.get(study_uid(key))
+                if study is not None and study.study_date is not None:
+                    day, at = study.study_date, study.study_time or at  # as on the first load
+                new = 0
+                if not set(instance_uids(key)) <= present:  # new, or a first load cut short
+                    for ds in BUILDERS[key](day, at):
+                        if ds.SOPInstanceUID not in present:
+                            path = Path(tmp) / f"{ds.SOPInstanceUID}.dcm"
+                            ds.save_as(path, enforce_file_format=True)
+                            result = ingest_file(path, organisation_id=clinic.id, actor="demo", source="demo")
+                            new += result.status != "duplicate"
+                stored += new
+                images = f"{new} image" + ("s" if new > 1 else "")
+                done = f"已存档 {new} 张图像 archived {images}" if new else "已存在，保持原样 left as it is"
+                lines.append(f"  {ACCESSIONS[key]}  {day.isoformat()} {at.strftime('%H:%M')}  {done}")
+        total = sum(len(instance_uids(k)) for k in KEYS)
+        if stored:
+            head = (
+                "演示检查，日期相对于首次载入之日 demo studies, dated relative to the day of the first load:"
+            )
+            tail = f"archived {stored} demo images ({total - stored} were already there)"
+        else:
+            head = (
+                "演示检查已存在，保持原样，日期仍为首次载入之日"
+                " the demo studies are already archived and left as they are, dated as on the first load:"
+            )
+            tail = f"the {total} demo images are already archived"
+        self.stdout.write("\n".join([head, *lines, tail]))
+
 
 def _organisation(name: str, kind: str, parent: Organisation | None) -> Organisation:
     org = Organisation.objects.filter(name=name).first()
@@ -98,10 +172,17 @@ def _organisation(name: str, kind: str, parent: Organisation | None) -> Organisa
     return org
 
 
-@functools.cache
-def demo_datasets() -> tuple[Dataset, ...]:
-    """Built once per process; the content is the same on every run (seeded noise, fixed UIDs)."""
-    return (dx_thorax_dog(), *ct_abdomen_cat(), us_abdomen_dog())
+def demo_datasets(when: dict[str, tuple[dt.date, dt.time]] | None = None) -> tuple[Dataset, ...]:
+    """All the demo images, dated by `when` (key -> date, time; by default as if loaded now).
+
+    Apart from the dates the content is the same on every run (seeded noise, fixed UIDs).
+    """
+    when = when or schedule(clock.now())
+    return tuple(ds for key in KEYS for ds in BUILDERS[key](*when[key]))
+
+
+def _dicom_date_time(ds: Dataset, day: dt.date, at: dt.time) -> None:
+    ds.StudyDate, ds.StudyTime = day.strftime("%Y%m%d"), at.strftime("%H%M%S")
 
 
 def _base(
@@ -154,7 +235,8 @@ def _grid(n: int) -> tuple[np.ndarray, np.ndarray]:
     return (x - n / 2) / (n / 2), (y - n / 2) / (n / 2)  # -1..1, centre at 0
 
 
-def dx_thorax_dog() -> Dataset:
+@functools.cache
+def _dx_pixels() -> np.ndarray:
     """A lateral-thorax-like radiograph: body, lungs, heart, spine and ribs, 512x512, 12 of 16 bits."""
     n = 512
     x, y = _grid(n)
@@ -176,7 +258,11 @@ def dx_thorax_dog() -> Dataset:
         img[rib] = np.maximum(img[rib], 2600)
     rng = np.random.default_rng(20261201)
     img += rng.normal(0, 40, img.shape) + 200 * (1 - y)  # quantum noise and a heel-effect gradient
-    pixels = np.clip(img, 0, 4095).astype(np.uint16)
+    return np.clip(img, 0, 4095).astype(np.uint16)
+
+
+def dx_thorax_dog(day: dt.date, at: dt.time) -> list[Dataset]:
+    """The radiograph of the dog's thorax, one image."""
     ds = _base(
         sop_class=DigitalXRayImageStorageForPresentation,
         study=demo_uid("dx", "study"),
@@ -185,8 +271,8 @@ def dx_thorax_dog() -> Dataset:
         modality="DX",
         animal=DOG,
     )
-    ds.StudyDate, ds.StudyTime = "20261201", "093000"
-    ds.AccessionNumber, ds.StudyID = "DEMO-DX-1", "1"
+    _dicom_date_time(ds, day, at)
+    ds.AccessionNumber, ds.StudyID = ACCESSIONS["dx"], "1"
     ds.StudyDescription = "胸部侧位 Thorax lateral"
     ds.SeriesDescription = "胸部 Thorax"
     ds.BodyPartExamined = "CHEST"
@@ -195,15 +281,15 @@ def dx_thorax_dog() -> Dataset:
     ds.ImageType = ["ORIGINAL", "PRIMARY"]
     ds.PixelSpacing = [0.3, 0.3]
     ds.ImagerPixelSpacing = [0.3, 0.3]
-    _monochrome(ds, pixels, bits_stored=12, center=2000, width=3500)
-    return ds
+    _monochrome(ds, _dx_pixels(), bits_stored=12, center=2000, width=3500)
+    return [ds]
 
 
-def ct_abdomen_cat() -> list[Dataset]:
-    """20 axial slices of a cat's abdomen: body, fat, organs, spine, kidneys, in HU via rescale."""
+@functools.cache
+def _ct_pixels() -> tuple[np.ndarray, ...]:
+    """20 axial slices of a cat's abdomen: body, fat, organs, spine, kidneys, stored as HU + 1024."""
     n = 256
     x, y = _grid(n)
-    study, series, frame = demo_uid("ct", "study"), demo_uid("ct", "series"), demo_uid("ct", "frame")
     rng = np.random.default_rng(20261202)
     slices = []
     for k in range(CT_SLICES):
@@ -222,7 +308,15 @@ def ct_abdomen_cat() -> list[Dataset]:
         gut = ((x + 0.15 * np.cos(t * 6)) / 0.1) ** 2 + ((y + 0.15) / 0.1) ** 2 < 1
         hu[gut & body] = -600  # gas in the bowel
         hu += rng.normal(0, 12, hu.shape)
-        stored = np.clip(hu + 1024, 0, 4095).astype(np.uint16)
+        slices.append(np.clip(hu + 1024, 0, 4095).astype(np.uint16))
+    return tuple(slices)
+
+
+def ct_abdomen_cat(day: dt.date, at: dt.time) -> list[Dataset]:
+    """The cat's abdominal CT: 20 axial slices, in HU via rescale."""
+    study, series, frame = demo_uid("ct", "study"), demo_uid("ct", "series"), demo_uid("ct", "frame")
+    slices = []
+    for k, stored in enumerate(_ct_pixels()):
         ds = _base(
             sop_class=CTImageStorage,
             study=study,
@@ -231,8 +325,8 @@ def ct_abdomen_cat() -> list[Dataset]:
             modality="CT",
             animal=CAT,
         )
-        ds.StudyDate, ds.StudyTime = "20261202", "141500"
-        ds.AccessionNumber, ds.StudyID = "DEMO-CT-2", "2"
+        _dicom_date_time(ds, day, at)
+        ds.AccessionNumber, ds.StudyID = ACCESSIONS["ct"], "2"
         ds.StudyDescription = "腹部 CT Abdomen"
         ds.SeriesDescription = "腹部平扫 Abdomen axial"
         ds.BodyPartExamined = "ABDOMEN"
@@ -253,9 +347,13 @@ def ct_abdomen_cat() -> list[Dataset]:
     return slices
 
 
-def us_abdomen_dog() -> Dataset:
+US_ROWS, US_COLUMNS = 480, 640
+
+
+@functools.cache
+def _us_pixels() -> np.ndarray:
     """An ultrasound frame, RGB: a speckled sector with a colour-Doppler patch, 480x640."""
-    rows, cols = 480, 640
+    rows, cols = US_ROWS, US_COLUMNS
     y, x = np.mgrid[0:rows, 0:cols].astype(np.float32)
     r = np.hypot(x - cols / 2, y + 40)
     angle = np.arctan2(x - cols / 2, y + 40)
@@ -271,6 +369,11 @@ def us_abdomen_dog() -> Dataset:
     doppler = (((x - 380) / 25) ** 2 + ((y - 300) / 18) ** 2 < 1) & sector
     rgb[doppler] = [200, 30, 30]
     rgb[doppler & (x > 380)] = [30, 60, 210]
+    return rgb
+
+
+def us_abdomen_dog(day: dt.date, at: dt.time) -> list[Dataset]:
+    """The dog's abdominal ultrasound, one frame."""
     ds = _base(
         sop_class=UltrasoundImageStorage,
         study=demo_uid("us", "study"),
@@ -279,21 +382,28 @@ def us_abdomen_dog() -> Dataset:
         modality="US",
         animal=DOG,
     )
-    ds.StudyDate, ds.StudyTime = "20261203", "110000"
-    ds.AccessionNumber, ds.StudyID = "DEMO-US-3", "3"
+    _dicom_date_time(ds, day, at)
+    ds.AccessionNumber, ds.StudyID = ACCESSIONS["us"], "3"
     ds.StudyDescription = "腹部超声 Abdomen ultrasound"
     ds.SeriesDescription = "肝脏 Liver"
     ds.BodyPartExamined = "ABDOMEN"
     ds.ImageType = ["ORIGINAL", "PRIMARY"]
-    ds.Rows, ds.Columns = rows, cols
+    ds.Rows, ds.Columns = US_ROWS, US_COLUMNS
     ds.SamplesPerPixel = 3
     ds.PhotometricInterpretation = "RGB"
     ds.PlanarConfiguration = 0
     ds.BitsAllocated = ds.BitsStored = 8
     ds.HighBit = 7
     ds.PixelRepresentation = 0
-    ds.PixelData = rgb.tobytes()
-    return ds
+    ds.PixelData = _us_pixels().tobytes()
+    return [ds]
+
+
+BUILDERS: dict[str, Callable[[dt.date, dt.time], list[Dataset]]] = {
+    "dx": dx_thorax_dog,
+    "ct": ct_abdomen_cat,
+    "us": us_abdomen_dog,
+}
 
 
 def _monochrome(ds: Dataset, pixels: np.ndarray, *, bits_stored: int, center: int, width: int) -> None:
