@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from pydicom import dcmwrite
 from pydicom.valuerep import PersonName
 
@@ -82,15 +81,16 @@ class _Item:
     dropped: tuple[int, ...] = ()  # top-level tags removed from the stored file besides the owner's
     rows: _Rows | None = None  # index fields, read from the dataset before the transaction
 
-    @property
+    # Read once: each is looked up many times per batch, and pydicom's attribute access is not cheap.
+    @functools.cached_property
     def sop_uid(self) -> str:
         return str(self.ds.SOPInstanceUID)
 
-    @property
+    @functools.cached_property
     def study_uid(self) -> str:
         return str(self.ds.StudyInstanceUID)
 
-    @property
+    @functools.cached_property
     def series_uid(self) -> str:
         return str(self.ds.SeriesInstanceUID)
 
@@ -760,14 +760,41 @@ def _count(
         if item.sop_uid in created:
             per_series[item.series_uid] = per_series.get(item.series_uid, 0) + 1
             per_study[item.study_uid] = per_study.get(item.study_uid, 0) + 1
-    for uid, n in per_series.items():
-        Series.objects.filter(pk=series[uid].pk).update(number_of_instances=F("number_of_instances") + n)
-    for uid in set(per_study) | set(new_series_per_study):
-        study = studies[uid]
-        modalities = set(filter(None, study.modalities_in_study.split("\\")))
-        modalities |= {series[i.series_uid].modality for i in items if i.study_uid == uid} - {""}
-        Study.objects.filter(pk=study.pk).update(
-            number_of_instances=F("number_of_instances") + per_study.get(uid, 0),
-            number_of_series=F("number_of_series") + new_series_per_study.get(uid, 0),
-            modalities_in_study="\\".join(sorted(modalities)),
-        )
+    counters = _counters()
+    with connection.cursor() as cursor:
+        if per_series:
+            cursor.executemany(counters.series, [[n, series[uid].pk] for uid, n in per_series.items()])
+        rows = []
+        for uid in set(per_study) | set(new_series_per_study):
+            study = studies[uid]
+            modalities = set(filter(None, study.modalities_in_study.split("\\")))
+            modalities |= {series[i.series_uid].modality for i in items if i.study_uid == uid} - {""}
+            rows.append(
+                [
+                    per_study.get(uid, 0),
+                    new_series_per_study.get(uid, 0),
+                    "\\".join(sorted(modalities)),
+                    study.pk,
+                ]
+            )
+        if rows:
+            cursor.executemany(counters.study, rows)
+
+
+@dataclass(frozen=True)
+class _CounterStatements:
+    series: str
+    study: str
+
+
+@functools.cache
+def _counters() -> _CounterStatements:
+    """The study and series counters' UPDATEs (what _count did with F() expressions, without the ORM)."""
+    q = connection.ops.quote_name
+    instances, series_count = q("number_of_instances"), q("number_of_series")
+    return _CounterStatements(
+        series=f"UPDATE {q(Series._meta.db_table)} SET {instances} = {instances} + %s "  # noqa: S608
+        f"WHERE {q('id')} = %s",
+        study=f"UPDATE {q(Study._meta.db_table)} SET {instances} = {instances} + %s, "  # noqa: S608
+        f"{series_count} = {series_count} + %s, {q('modalities_in_study')} = %s WHERE {q('id')} = %s",
+    )
