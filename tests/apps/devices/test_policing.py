@@ -11,6 +11,8 @@ import time
 import pytest
 from django.test import Client
 
+from tests.apps.appkeys.test_signed_requests import call as signed_call
+from vetpacs.apps.appkeys import services as appkeys
 from vetpacs.apps.devices import policing, services
 from vetpacs.apps.devices.policing import MemoryBuckets, RedisBuckets
 
@@ -105,6 +107,33 @@ def test_a_gateway_over_its_rate_gets_429_with_retry_after_while_another_clinic_
     # The flooding gateway's uploads are policed by the same bucket; the other clinic is untouched.
     assert gateway_client.post("/api/v1/uploads/").status_code == 429
     assert [_beat(other).status_code for _ in range(3)] == [200, 200, 200]
+
+
+@pytest.mark.requirement("R-7.2.4a-e")
+def test_a_caller_signing_with_an_application_key_has_a_bucket_of_its_own(settings, clinic):
+    """App-key callers are policed too: by key id and address, so a copied key id cannot starve the key."""
+    settings.VETPACS_DEVICE_RATE_LIMIT = {"requests_per_s": 0.25, "burst": 2, "redis_url": ""}
+    key, secret = appkeys.issue_key(organisation=clinic, name="gateway", scopes=["uploads.write"])
+
+    def create_upload(address: str):
+        return signed_call(
+            key.key_id, secret, "POST", "/api/v1/uploads/", HTTP_TUS_RESUMABLE="1.0.0",
+            HTTP_UPLOAD_LENGTH="10", REMOTE_ADDR=address,
+        )  # fmt: skip
+
+    assert [create_upload("10.1.0.5").status_code for _ in range(2)] == [201, 201]
+    refused = create_upload("10.1.0.5")
+    assert refused.status_code == 429
+    assert refused.json()["type"] == "urn:vetpacs:error:device_rate_limited"
+    assert int(refused["Retry-After"]) >= 1
+    # The same key id from another address (someone who read it in a log) fills a bucket of its own,
+    # and without the secret it gets no further than the signature check.
+    forged = signed_call(
+        key.key_id, "not-the-secret", "POST", "/api/v1/uploads/", HTTP_TUS_RESUMABLE="1.0.0",
+        HTTP_UPLOAD_LENGTH="10", REMOTE_ADDR="10.9.9.9",
+    )  # fmt: skip
+    assert forged.status_code == 401
+    assert create_upload("10.2.0.7").status_code == 201
 
 
 def test_policing_off_never_refuses(settings, gateway_client):

@@ -1,11 +1,12 @@
 """Traffic policing of the device endpoints (R-7.2.4a-e): a token bucket per gateway; none starves the rest.
 
-Each gateway's credential (its bearer secret, hashed) has a bucket of `burst` requests refilled at
-`requests_per_s`. A request that finds the bucket empty is answered 429 with Retry-After (the time
-until one token is back), before any database work; the gateway waits that long (gateway/uploader.py,
-gateway/heartbeat.py). With several platform processes the buckets live in Redis (`VETPACS_REDIS_URL`):
-one Lua script reads, refills and takes atomically on Redis's own clock. Without Redis (one process,
-the embedded default) they live in the process. Settings: `VETPACS_DEVICE_RATE_LIMIT`.
+Each gateway's credential (its bearer secret, hashed; or its application key id with the address it
+calls from) has a bucket of `burst` requests refilled at `requests_per_s`. A request that finds the
+bucket empty is answered 429 with Retry-After (the time until one token is back), before any database
+work; the gateway waits that long (gateway/uploader.py, gateway/heartbeat.py). With several platform
+processes the buckets live in Redis (`VETPACS_REDIS_URL`): one Lua script reads, refills and takes
+atomically on Redis's own clock. Without Redis (one process, the embedded default) they live in the
+process. Settings: `VETPACS_DEVICE_RATE_LIMIT`.
 
 A rate limiter must not take the service down with it: if Redis cannot be reached the request is
 let through and the failure logged.
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from vetpacs.apps.appkeys import workflow
 from vetpacs.apps.orgs.auth import problem_response
 from vetpacs.core.errors import Errors, VetpacsError
 
@@ -146,11 +148,23 @@ def buckets() -> Buckets | None:
 
 
 def bucket_key(request: HttpRequest) -> str | None:
-    """The caller's credential, hashed: one bucket per gateway (its secret), None for other callers."""
-    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        return None
-    return hashlib.sha256(secret.strip().encode()).hexdigest()[:32]
+    """The caller's credential, hashed: one bucket per gateway, None for callers without one.
+
+    A bearer caller's bucket is named by its secret, which only it knows. A caller signing with an
+    application key (R-7.3.4.3a) sends its key id in the clear and a signature that changes with every
+    request; the signature is checked later, against the database, which policing runs before. Its
+    bucket is therefore named by the key id *and* the address the request comes from: a caller that
+    copies another's key id from a log, elsewhere, fills a bucket of its own, not the key owner's."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() == "bearer" and secret.strip():
+        return hashlib.sha256(secret.strip().encode()).hexdigest()[:32]
+    if scheme == workflow.ALGORITHM:
+        parsed = workflow.parse_authorization(header)
+        if parsed is not None:
+            address = request.META.get("REMOTE_ADDR") or ""
+            return hashlib.sha256(f"app-key\0{parsed[0]}\0{address}".encode()).hexdigest()[:32]
+    return None
 
 
 def too_many(retry_after_s: float) -> HttpResponse:
