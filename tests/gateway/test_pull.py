@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.builders import dicom as build
 from tests.gateway.orthanc import ORTHANC_AET, free_port, needs_orthanc, run_orthanc
@@ -215,6 +216,13 @@ def test_run_pulls_on_its_schedule(tmp_path):
             time.sleep(0.2)
         assert gateway.queue.count_study(datasets[0].StudyInstanceUID) == 2
         assert gateway.status_fn()["pull"]["studies_pulled"] == 1
+        # The clinic's staff see the pull on the gateway's local status page, and its JSON says the same.
+        page = requests.get(gateway.status_server.url + "/", timeout=10).text
+        assert "从诊所 PACS 拉取 / Pull from the clinic PACS" in page
+        assert "Studies pulled: 1" in page
+        assert "1 pulled (2 instances)" in page
+        pull = requests.get(gateway.status_server.url + "/status.json", timeout=10).json()["pull"]
+        assert pull["studies_pulled"] == 1 and pull["last_at"] and not pull["last_error"]
     finally:
         gateway.shutdown()
         orthanc.stop()

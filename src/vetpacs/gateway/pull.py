@@ -304,6 +304,7 @@ class PullScheduler:
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.last_at = ""  # when the last round ended (local time), whether it pulled or failed
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="pacs-pull", daemon=True)
@@ -323,11 +324,13 @@ class PullScheduler:
             except Exception as exc:  # the PACS down or refusing: try again next round
                 self.puller.last_error = str(exc)
                 log.warning("pull from the clinic PACS failed: %s", exc)
+            self.last_at = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
             self._stop.wait(self.interval_s)
 
     def status(self) -> dict[str, Any]:
         last = self.puller.last_result
         return {
+            "last_at": self.last_at,
             "last_pull": last.summary() if last is not None else "",
             "last_error": self.puller.last_error,
             "studies_pulled": self.puller.state.count(),

@@ -125,7 +125,10 @@ class Gateway:
     # -- status and commands ---------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        return snapshot(self.queue, self.spool)
+        snap = snapshot(self.queue, self.spool)
+        if self.pull_scheduler is not None:
+            snap.pull = self.pull_scheduler.status()
+        return snap
 
     def status_fn(self) -> dict[str, Any]:
         """For the heartbeat: version, queue_depth, failures, disk_free_bytes (and a little more)."""

@@ -39,6 +39,7 @@ class Snapshot:
     bytes_per_s: float
     disk_free_bytes: int
     studies: list[StudySummary]
+    pull: dict[str, Any] | None = None  # the scheduled pull from the clinic's PACS, when `run` has one
 
     def heartbeat(self) -> dict[str, Any]:
         """What the platform's device endpoint is told every beat."""
@@ -72,6 +73,7 @@ class Snapshot:
                 }
                 for s in self.studies
             ],
+            **({"pull": self.pull} if self.pull is not None else {}),
         }
 
 
@@ -161,6 +163,7 @@ def _page(snap: Snapshot, token: str) -> str:
             f"{html.escape(snap.last_failure.removeprefix('上传失败 / upload failed: '))}</div>"
         )
     values = {
+        "pull": _pull_line(snap.pull),
         "version": html.escape(snap.version),
         "pending": str(snap.queue_depth),
         "failures": str(snap.failures),
@@ -177,6 +180,24 @@ def _page(snap: Snapshot, token: str) -> str:
     for key, value in values.items():
         template = template.replace("{{" + key + "}}", value)
     return template
+
+
+def _pull_line(pull: dict[str, Any] | None) -> str:
+    """The scheduled pull from the clinic's PACS (R-6.1.2): when it last ran, what it did, its error."""
+    if pull is None:
+        return ""
+    if not pull.get("last_at"):
+        said = "尚未运行 · Not run yet"
+    else:
+        said = f"{html.escape(pull['last_at'])} · {html.escape(pull.get('last_pull') or '—')}"
+    error = pull.get("last_error") or ""
+    failed = f"<div class='reason'>拉取失败 / Pull failed: {html.escape(error)}</div>" if error else ""
+    css = "pull bad" if error else "pull"
+    pulled = int(pull.get("studies_pulled") or 0)
+    return (
+        f"<div class='{css}'><strong>从诊所 PACS 拉取 / Pull from the clinic PACS</strong>"
+        f" · 最近一次 Last round: {said} · 已拉取检查 Studies pulled: {pulled}{failed}</div>"
+    )
 
 
 def _button(action: str, study: str, token: str, zh: str, en: str) -> str:
