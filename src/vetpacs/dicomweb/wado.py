@@ -32,8 +32,8 @@ from vetpacs.dicom import frames as F
 from vetpacs.dicom.attributes import BULK_PREFIX
 from vetpacs.dicom.identity import restore_identity, restore_json
 from vetpacs.dicom.parse import read_dataset
+from vetpacs.dicomweb import ranges
 from vetpacs.dicomweb.multipart import (
-    STREAM_CHUNK,
     MediaRange,
     Part,
     multipart_response,
@@ -91,8 +91,10 @@ _ROW_FIELDS = (
     "transfer_syntax_uid",
     "number_of_frames",
     "created_at",
+    "version",
     "blob__key",
     "blob__size",
+    "blob__sha256",
     "series__series_number",
     "series__modality",
     "study__organisation_id",
@@ -273,15 +275,6 @@ def _rewritten(stream: BinaryIO, instance: Instance, target: str, originals: dic
     return buf.getvalue()
 
 
-def _blob_chunks(key: str, offset: int, head: bytes = b"") -> Iterator[bytes]:
-    """`head`, then the blob's bytes from `offset` on, read as they are sent (for large instances)."""
-    with blobs.store().open(key) as stream:
-        stream.seek(offset)
-        yield head + stream.read(STREAM_CHUNK)
-        while chunk := stream.read(STREAM_CHUNK):
-            yield chunk
-
-
 def _split_stored(
     instance: Instance, data: bytes, originals: dict[str, Any] | None
 ) -> tuple[bytes, int] | None:
@@ -305,31 +298,49 @@ def _split_stored(
     return bytes(spliced[:head_length]), header.pixel_offset
 
 
-def _instance_body(instance: Instance, target: str, originals: dict[str, Any] | None) -> tuple[int, Body]:
-    """The instance as a Part 10 file in `target`: its length, and its bytes (whole when small, else
-    chunks read from the blob while they are sent). The pixel bytes go untouched wherever they can."""
-    key, size = instance.blob.key, instance.blob.size
-    as_stored = target == instance.transfer_syntax_uid
-    if as_stored and size <= WHOLE_BODY_MAX:
+def _stored_version(instance: Instance) -> str:
+    """What names the stored bytes of an instance, for the ETag of the files made from them."""
+    return f"{instance.blob.sha256}:{instance.version}:{instance.transfer_syntax_uid}"
+
+
+def _stored_file(instance: Instance, originals: dict[str, Any] | None) -> ranges.FileBody:
+    """The instance as a Part 10 file in its stored syntax: a head (the re-identified header, or the
+    whole file where it has to be rewritten), then the stored bytes from an offset. Small instances are
+    read whole now; larger ones are read from the blob as they are sent. The pixel bytes go untouched
+    wherever they can."""
+    key, size, target = instance.blob.key, instance.blob.size, instance.transfer_syntax_uid
+    content_type, version = f"{DICOM}; transfer-syntax={target}", _stored_version(instance)
+    if size <= WHOLE_BODY_MAX:
         with blobs.store().open(key) as stream:
             data = stream.read()
         pieces = _split_stored(instance, data, originals)
         if pieces is not None:
             head, offset = pieces
-            body = head + data[offset:] if head or offset else data
-            return len(body), body
-        data = _rewritten(io.BytesIO(data), instance, target, originals)
-        return len(data), data
-    if as_stored and not originals:
-        return size, _blob_chunks(key, 0)
-    splice_here = as_stored and originals and _identity_in_header(originals) and _spliceable(target)
+            rest = memoryview(data)[offset:] if offset else data
+            return ranges.FileBody(content_type, head, key, offset, len(data), version, rest)
+        whole = _rewritten(io.BytesIO(data), instance, target, originals)
+        return ranges.FileBody(content_type, whole, key, len(data), len(data), version, b"")
+    if not originals:
+        return ranges.FileBody(content_type, b"", key, 0, size, version)
     with blobs.store().open(key) as stream:
-        if splice_here and originals:
+        if _identity_in_header(originals) and _spliceable(target):
             # Too large to hold: the header is rewritten whole, the pixel bytes stream after it.
             header = splice.read_header(stream)
             restore_identity(header.ds, originals)
             head = splice.header_bytes(header.ds)
-            return len(head) + size - header.pixel_offset, _blob_chunks(key, header.pixel_offset, head)
+            return ranges.FileBody(content_type, head, key, header.pixel_offset, size, version)
+        data = stream.read()
+    whole = _rewritten(io.BytesIO(data), instance, target, originals)
+    return ranges.FileBody(content_type, whole, key, size, size, version, b"")
+
+
+def _instance_body(instance: Instance, target: str, originals: dict[str, Any] | None) -> tuple[int, Body]:
+    """The instance as a Part 10 file in `target`: its length, and its bytes (whole when small, else
+    chunks read from the blob while they are sent)."""
+    if target == instance.transfer_syntax_uid:
+        stored = _stored_file(instance, originals)
+        return stored.size, stored.whole()
+    with blobs.store().open(instance.blob.key) as stream:
         data = stream.read()
     data = _rewritten(io.BytesIO(data), instance, target, originals)
     return len(data), data
@@ -379,6 +390,7 @@ class _Prepared:
     blob_size: int
     head: bytes
     offset: int
+    version: str  # the stored bytes' name (_stored_version), for the ETag of a single-part answer
 
     def pieces(self) -> list[bytes] | None:
         """The body in pieces; None if the blob is gone or not what it was (then the entry is not used)."""
@@ -389,6 +401,12 @@ class _Prepared:
         if len(rest) != self.blob_size - self.offset:
             return None
         return [self.head, rest] if self.head else [rest]
+
+    def file(self, rest: bytes | None) -> ranges.FileBody:
+        content_type = f"{DICOM}; transfer-syntax={self.transfer_syntax}"
+        return ranges.FileBody(
+            content_type, self.head, self.blob_key, self.offset, self.blob_size, self.version, rest
+        )
 
 
 _prepared: OrderedDict[tuple[str, frozenset[int]], _Prepared] = OrderedDict()
@@ -445,9 +463,25 @@ def _retrieve_prepared(
     ):
         return None
     target = _syntax_for(entry.transfer_syntax, instance, wanted)  # a refusal is the same 406 as below
-    pieces = entry.pieces() if target == entry.transfer_syntax else None
-    if pieces is None:
+    if target != entry.transfer_syntax:
         return None
+    response: HttpResponse
+    ranged = entry.file(None)
+    if mode == "single" and ranges.requested(request, ranged.etag) is not None:
+        # One range: only its stretch of the blob is read (its first piece now, so a blob that is
+        # gone or changed sends the request the full path's way).
+        try:
+            response = ranges.respond(request, ranged)
+        except (VetpacsError, OSError):
+            return None
+    else:
+        pieces = entry.pieces()
+        if pieces is None:
+            return None
+        if mode == "single":
+            response = ranges.respond(request, entry.file(pieces[-1]))
+        else:
+            response = _one_instance_response(mode, target, pieces)
     _audit_study(
         request,
         "study.retrieved",
@@ -457,8 +491,15 @@ def _retrieve_prepared(
         series=series,
         instance=instance,
         instances=1,
+        **_range_detail(request, mode),
     )
-    return _one_instance_response(mode, target, pieces)
+    return response
+
+
+def _range_detail(request: HttpRequest, mode: str) -> dict[str, str]:
+    """The Range header of a single-part retrieval, for its audit event (a ranged read is a retrieval)."""
+    header = request.headers.get("Range") if mode == "single" else None
+    return {"range": header[:200]} if header else {}
 
 
 def _one_instance_response(mode: str, target: str, pieces: list[bytes]) -> HttpResponse:
@@ -497,6 +538,7 @@ def _retrieve(
     targets = [_choose_syntax(row, wanted) for row in rows]
     originals = _originals(request, rows)
     level = "instance" if instance else "series" if series else "study"
+    as_stored = len(rows) == 1 and targets[0] == rows[0].transfer_syntax_uid
     _audit(
         request,
         "study.retrieved",
@@ -505,6 +547,7 @@ def _retrieve(
         series=series,
         instance=instance,
         instances=len(rows),
+        **(_range_detail(request, mode) if as_stored else {}),
     )
     if len(rows) == 1:
         # One instance (the common request of viewers and exporters): prepared now, so a damaged
@@ -536,10 +579,20 @@ def _retrieve(
                         blob_size=len(data),
                         head=head,
                         offset=offset,
+                        version=_stored_version(row),
                     ),
                 )
                 rest = memoryview(data)[offset:] if offset else data
+                if mode == "single":
+                    content_type = f"{DICOM}; transfer-syntax={target}"
+                    file = ranges.FileBody(
+                        content_type, head, row.blob.key, offset, len(data), _stored_version(row), rest
+                    )
+                    return ranges.respond(request, file)
                 return _one_instance_response(mode, target, [head, rest] if head else [rest])  # type: ignore[list-item]
+        if mode == "single" and target == row.transfer_syntax_uid:
+            # RFC 9110 Range requests on the file as stored (a transcoded answer is sent whole).
+            return ranges.respond(request, _stored_file(row, own))
         part = _instance_part(row, target, own)
         if mode == "single":
             response = StreamingHttpResponse(
