@@ -26,6 +26,18 @@ def stored_study(dicomweb):
 
 
 @pytest.mark.requirement("R-6.2.1a")
+def test_a_large_instance_sent_in_chunks_is_stored(platform_server):
+    """Past its chunk size (1 MB) dicomweb-client sends the body chunked, without a Content-Length."""
+    client = DICOMwebClient(url=platform_server.dicomweb_url, headers=platform_server.headers)
+    [ds] = build.study(1, modality="CR", rows=1024, columns=1024)  # 2 MB of pixels
+    response = client.store_instances([ds])
+    assert len(response.ReferencedSOPSequence) == 1
+    assert "FailedSOPSequence" not in response
+    [back] = client.retrieve_study(ds.StudyInstanceUID)
+    assert np.array_equal(back.pixel_array, ds.pixel_array)
+
+
+@pytest.mark.requirement("R-6.2.1a")
 def test_store_instances_reports_every_instance_stored(stored_study):
     datasets, response = stored_study
     referenced = [str(item.ReferencedSOPInstanceUID) for item in response.ReferencedSOPSequence]
