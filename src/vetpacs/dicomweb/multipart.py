@@ -214,14 +214,6 @@ def read_chunks(stream, size: int = STREAM_CHUNK) -> Iterator[bytes]:  # noqa: A
         stream.close()
 
 
-def whole_response(content_type: str, pieces: Sequence[bytes | memoryview]) -> StreamingHttpResponse:
-    """A small body known in full: joined once, handed to the server as one piece, with its length."""
-    body = b"".join(pieces) if len(pieces) != 1 else bytes(pieces[0])
-    response = StreamingHttpResponse([body], content_type=content_type)
-    response["Content-Length"] = str(len(body))
-    return response
-
-
 def single_part_response(
     part: Part, pieces: Sequence[bytes | memoryview], part_type: str
 ) -> StreamingHttpResponse:

@@ -39,7 +39,6 @@ from vetpacs.dicomweb.multipart import (
     multipart_response,
     parse_accept,
     single_part_response,
-    whole_response,
 )
 from vetpacs.dicomweb.responses import DICOM_JSON
 
@@ -481,7 +480,7 @@ def _retrieve_prepared(
         if mode == "single":
             response = ranges.respond(request, entry.file(pieces[-1]))
         else:
-            response = _one_instance_response(mode, target, pieces)
+            response = _multipart_instance(target, pieces)
     _audit_study(
         request,
         "study.retrieved",
@@ -502,11 +501,9 @@ def _range_detail(request: HttpRequest, mode: str) -> dict[str, str]:
     return {"range": header[:200]} if header else {}
 
 
-def _one_instance_response(mode: str, target: str, pieces: list[bytes]) -> HttpResponse:
-    content_type = f"{DICOM}; transfer-syntax={target}"
-    if mode == "single":
-        return whole_response(content_type, pieces)
-    return single_part_response(Part(content_type, b""), pieces, DICOM)
+def _multipart_instance(target: str, pieces: list[bytes]) -> HttpResponse:
+    """One instance as multipart/related (a single-part file goes through ranges.respond)."""
+    return single_part_response(Part(f"{DICOM}; transfer-syntax={target}", b""), pieces, DICOM)
 
 
 def _retrieve(
@@ -589,7 +586,7 @@ def _retrieve(
                         content_type, head, row.blob.key, offset, len(data), _stored_version(row), rest
                     )
                     return ranges.respond(request, file)
-                return _one_instance_response(mode, target, [head, rest] if head else [rest])  # type: ignore[list-item]
+                return _multipart_instance(target, [head, rest] if head else [rest])  # type: ignore[list-item]
         if mode == "single" and target == row.transfer_syntax_uid:
             # RFC 9110 Range requests on the file as stored (a transcoded answer is sent whole).
             return ranges.respond(request, _stored_file(row, own))

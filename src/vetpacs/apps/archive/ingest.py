@@ -645,9 +645,9 @@ def _read_rows(items: list[_Item]) -> None:
 
 
 def _whole(item: _Item) -> _Rows:
-    """An item's rows with the patient, study and series fields (read now if they were left out)."""
-    if item.rows is None or item.rows.study is None:
-        item.rows = _rows(item, whole=True)
+    """The rows of the first item of a study or series, which _read_rows read with the patient, study
+    and series fields: a new study or series is made from that item's rows."""
+    assert item.rows is not None and item.rows.study is not None  # noqa: S101 - _read_rows read them
     return item.rows
 
 

@@ -97,14 +97,6 @@ def seal_originals(
     ]
 
 
-def keep_sealed(rows: list[InstanceIdentity]) -> None:
-    """Save rows from seal_originals(), in place of any kept for the same instances (replaced versions)."""
-    if not rows:
-        return
-    InstanceIdentity.objects.filter(sop_instance_uid__in=[r.sop_instance_uid for r in rows]).delete()
-    InstanceIdentity.objects.bulk_create(rows)
-
-
 def _open(row: InstanceIdentity) -> dict[str, Any]:
     try:
         key = keys.unwrap(row.data_key)
