@@ -76,6 +76,8 @@ def tus_view(methods: tuple[str, ...]) -> Callable[..., Any]:
                     # tus 1.0: OPTIONS is discovery; it needs neither Tus-Resumable nor a caller.
                     resp = _options()
                 else:
+                    # The caller first: a stranger learns nothing, not even that the version was wrong.
+                    request.principal = _principal(request)  # type: ignore[attr-defined]
                     # tus 1.0: every other request carries Tus-Resumable (a plain JSON GET need not).
                     version = request.headers.get("Tus-Resumable")
                     if request.method != "GET" and version != TUS_VERSION:
@@ -83,7 +85,6 @@ def tus_view(methods: tuple[str, ...]) -> Callable[..., Any]:
                             Errors.TUS_VERSION_UNSUPPORTED,
                             f"Tus-Resumable {version or '(missing)'} is not supported; use {TUS_VERSION}",
                         )
-                    request.principal = _principal(request)  # type: ignore[attr-defined]
                     resp = fn(request, *args, **kwargs)
             except VetpacsError as exc:
                 resp = _problem(exc)

@@ -295,6 +295,15 @@ def test_an_unsupported_tus_version_is_a_failed_precondition(clinic_client):
     assert Upload.objects.count() == 0
 
 
+def test_a_caller_without_credentials_is_refused_before_the_version_is_looked_at(client, db):
+    resp = client.post(URL, headers={"Tus-Resumable": "0.2.2", "Upload-Length": "10"})
+    assert resp.status_code == 401
+    assert "Tus-Version" not in resp
+    resp = client.post(URL, headers={"Authorization": "Bearer forged", **TUS, "Upload-Length": "10"})
+    assert resp.status_code == 401
+    assert Upload.objects.count() == 0
+
+
 def test_a_chunk_must_be_sent_as_an_offset_octet_stream(clinic_client):
     url = _create(clinic_client, 10)
     resp = clinic_client.generic(
