@@ -8,7 +8,7 @@ from pydicom.uid import JPEGBaseline8Bit, JPEGLSLossless
 
 from tests.builders import dicom as build
 from vetpacs.apps.archive import blobs, services
-from vetpacs.apps.archive.models import Blob, Instance, PendingBlob, Study
+from vetpacs.apps.archive.models import Blob, Instance, Patient, PendingBlob, Study
 from vetpacs.apps.audit.models import AuditEvent
 from vetpacs.apps.identity import services as identity
 from vetpacs.apps.identity.models import Owner
@@ -243,3 +243,36 @@ def test_destroying_a_clinics_keys_makes_its_owner_data_unreadable(ingest, clini
         identity.reveal_owner(owner)
     # The stored images stay pseudonymised; the originals can no longer be put back.
     assert identity.originals_for_instances([str(ds.SOPInstanceUID)]) == {str(ds.SOPInstanceUID): {}}
+
+
+@pytest.mark.requirement("R-7.3.4.5b")
+def test_a_later_study_naming_the_owner_without_the_phone_keeps_the_animal_with_its_owner(ingest):
+    ingest(build.image(owner="王小明", patient_id="PET-7", PatientTelephoneNumbers="13800138000"))
+    first = Patient.objects.get(patient_id="PET-7").owner_pseudonym
+    later = build.image(owner="王小明", patient_id="PET-7")  # the front desk left the phone out this time
+    ingest(later)
+    assert Patient.objects.get(patient_id="PET-7").owner_pseudonym == first
+    assert Owner.objects.count() == 1
+    # Both studies are found by the owner's phone, and the later file carries the same pseudonym.
+    found = identity.owner_pseudonyms_matching(
+        organisation_ids={Owner.objects.get().organisation_id}, field="phone", value="13800138000"
+    )
+    assert found == [first]
+    assert Study.objects.filter(patient__owner_pseudonym__in=found).count() == 2
+    assert (
+        str(_stored(Instance.objects.get(sop_instance_uid=later.SOPInstanceUID)).ResponsiblePerson) == first
+    )
+    # What the later file said is what its clinic gets back: the name, and no phone it never had.
+    originals = identity.originals_for_instances([str(later.SOPInstanceUID)])[str(later.SOPInstanceUID)]
+    restored = pydicom.Dataset.from_json(originals)
+    assert str(restored.ResponsiblePerson) == "王小明"
+    assert "PatientTelephoneNumbers" not in restored
+
+
+def test_a_study_naming_another_owner_moves_the_animal_to_that_owner(ingest):
+    ingest(build.image(owner="王小明", patient_id="PET-8", PatientTelephoneNumbers="13800138000"))
+    first = Patient.objects.get(patient_id="PET-8").owner_pseudonym
+    ingest(build.image(owner="李雷", patient_id="PET-8"))
+    moved = Patient.objects.get(patient_id="PET-8").owner_pseudonym
+    assert moved != first
+    assert identity.reveal_owner(Owner.objects.get(pseudonym=moved))["name"] == "李雷"

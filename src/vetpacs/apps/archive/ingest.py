@@ -194,7 +194,7 @@ def ingest_batch(
     store = blobs.store()
     if items:
         PendingBlob.objects.bulk_create([PendingBlob(key=_new_key(item)) for item in items])
-    owners: dict[tuple[str, ...], Any] = {}
+    owners: dict[tuple[Any, ...], Any] = {}
     protected: list[_Item] = []
     for item in items:
         try:
@@ -357,15 +357,25 @@ def _new_key(item: _Item) -> str:
     return item.key
 
 
-def _protect_identity(item: _Item, organisation_id: int, owners: dict[tuple[str, ...], Any]) -> None:
+def _protect_identity(item: _Item, organisation_id: int, owners: dict[tuple[Any, ...], Any]) -> None:
     """Owner identifiers go to the identity store; the stored file carries a pseudonym."""
     # R-6.1.3c: a gateway sends the owner encrypted to the platform's key; restore it, then split.
     if envelope.restore_encrypted_attributes(item.ds):
         item.dropped = (envelope.ENCRYPTED_ATTRIBUTES,)
     fields = owner_fields(item.ds)
-    seen = tuple(sorted(fields.items()))
+    patient_id = _patient_id(item.ds)
+    seen = (patient_id, *sorted(fields.items()))
     if seen not in owners:  # a batch is mostly one animal's study: look its owner up once
-        owners[seen] = identity.find_or_create_owner(organisation_id=organisation_id, fields=fields)
+        current = (
+            Patient.objects.filter(organisation_id=organisation_id, patient_id=patient_id)
+            .values_list("owner_pseudonym", flat=True)
+            .first()
+            if any(fields.values())
+            else None
+        )
+        owners[seen] = identity.find_or_create_owner(
+            organisation_id=organisation_id, fields=fields, current=current or ""
+        )
     item.owner = owners[seen]
     pseudonym = item.owner.pseudonym if item.owner else identity.new_pseudonym()
     item.originals = split_identity(item.ds, pseudonym)

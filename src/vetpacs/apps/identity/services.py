@@ -25,13 +25,21 @@ def new_pseudonym() -> str:
     return "ANON" + secrets.token_hex(6).upper()
 
 
-def find_or_create_owner(*, organisation_id: int, fields: dict[str, str]) -> Owner | None:
-    """The clinic's owner with this name and phone, made on first sight. None if nothing to keep."""
+def find_or_create_owner(*, organisation_id: int, fields: dict[str, str], current: str = "") -> Owner | None:
+    """The clinic's owner with this name and phone, made on first sight. None if nothing to keep.
+
+    `current` is the pseudonym of the owner the animal already has. A later study that names that
+    owner with less (the name without the phone, or the phone without the name) is the same owner, not
+    a new one: the animal stays with the owner its earlier studies gave it, phone number included."""
     if not any(fields.get(f) for f in _FIELDS):
         return None
     bkey = keys.blind_index_key(organisation_id)
     name_bidx = crypto.blind_index(bkey, fields.get("name", "")) if fields.get("name") else ""
     phone_bidx = crypto.blind_index(bkey, fields.get("phone", "")) if fields.get("phone") else ""
+    if current and not (name_bidx and phone_bidx):
+        known = Owner.objects.filter(organisation_id=organisation_id, pseudonym=current).first()
+        if known is not None and name_bidx in ("", known.name_bidx) and phone_bidx in ("", known.phone_bidx):
+            return known
     existing = Owner.objects.filter(
         organisation_id=organisation_id, name_bidx=name_bidx, phone_bidx=phone_bidx
     ).first()
