@@ -232,6 +232,73 @@ def test_multipart_answers_are_whole_whatever_the_range(ingest, clinic_client):
     assert len(_body(resp)) > 64 * 64 * 2
 
 
+@pytest.mark.requirement("R-6.2.1h")
+def test_head_answers_as_get_would_with_no_body_no_blob_read_and_no_audit(
+    ingest, clinic_client, other_clinic_client, large, monkeypatch
+):
+    ds = _multiframe(frames=2, rows=64, columns=64)
+    ingest(ds)
+    got = _get(clinic_client, ds)
+    full = _body(got)
+    retrievals = AuditEvent.objects.filter(action="study.retrieved")
+    assert retrievals.count() == 1
+
+    # A small instance is prepared now: a HEAD answers from what is kept and opens no blob. A large one
+    # is not kept: a HEAD reads its header (to know the re-identified header's length), not its pixels.
+    store = services.blobs.store()
+    read: list[int] = []
+    real_open = store.open
+
+    def counted_open(key):
+        stream = real_open(key)
+        real_read = stream.read
+        stream.read = lambda n=-1: read.append(len(data := real_read(n))) or data  # type: ignore[method-assign]
+        return stream
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("a HEAD read the blob's pixel data")
+
+    monkeypatch.setattr(store, "open", counted_open)
+    monkeypatch.setattr(store, "open_range", no_read)
+    head = clinic_client.head(_url(ds), HTTP_ACCEPT=ANY)
+    if large == "read whole":
+        assert read == []
+    else:
+        assert 0 < sum(read) < len(ds.PixelData) // 2
+    assert head.status_code == 200 and head.content == b""
+    for name in ("Content-Type", "ETag", "Accept-Ranges"):
+        assert head[name] == got[name]
+    assert int(head["Content-Length"]) == len(full)
+    assert retrievals.count() == 1, "a HEAD retrieves nothing, so it records no retrieval"
+
+    assert other_clinic_client.head(_url(ds), HTTP_ACCEPT=ANY).status_code == 404
+    from django.test import Client
+
+    assert Client().head(_url(ds), HTTP_ACCEPT=ANY).status_code == 401
+    refused = clinic_client.put(_url(ds))
+    assert refused.status_code == 405 and refused["Allow"] == "GET, HEAD"
+
+
+def test_head_on_searches_and_metadata_gives_the_length_of_the_get(ingest, clinic_client):
+    ds = build.image()
+    ingest(ds)
+    for path, accept in (
+        ("/dicomweb/studies", "application/dicom+json"),
+        (f"/dicomweb/studies/{ds.StudyInstanceUID}/metadata", "application/dicom+json"),
+        (f"/dicomweb/studies/{ds.StudyInstanceUID}", 'multipart/related; type="application/dicom"'),
+    ):
+        got = clinic_client.get(path, HTTP_ACCEPT=accept)
+        head = clinic_client.head(path, HTTP_ACCEPT=accept)
+        assert (head.status_code, got.status_code) == (200, 200), path
+        assert head.content == b"", path
+        # The same media type (a multipart answer draws a new boundary each time).
+        assert head["Content-Type"].split(";")[0] == got["Content-Type"].split(";")[0], path
+        if not got.streaming:
+            assert int(head["Content-Length"]) == len(got.content), path
+    refused = clinic_client.put("/dicomweb/studies")
+    assert refused.status_code == 405 and refused["Allow"] == "GET, POST, HEAD"
+
+
 # --- a real server, clients we did not write ---------------------------------------------------------
 
 LIVE_FRAMES, LIVE_ROWS, LIVE_COLUMNS = 24, 512, 448  # 11 MB: past WHOLE_BODY_MAX, streamed from the blob
@@ -244,8 +311,8 @@ def live(tmp_path_factory):
     )
     try:
         ds = _multiframe(LIVE_FRAMES, LIVE_ROWS, LIVE_COLUMNS)
-        # Sent with a Content-Length: past its chunk_size dicomweb-client sends a chunked body without
-        # one, which the platform reads as empty (400).
+        # One request with a Content-Length (the chunked upload dicomweb-client sends by default is
+        # tested with STOW-RS in tests/interop).
         client = DICOMwebClient(url=server.dicomweb_url, headers=server.headers, chunk_size=64 * 1024 * 1024)
         client.store_instances([ds])
         url = f"{server.dicomweb_url}{_url(ds).removeprefix('/dicomweb')}"
@@ -330,6 +397,23 @@ def test_curl_resumes_a_download_cut_halfway(live, tmp_path):
         url,
     )
     assert status == "206" and piece.read_bytes() == full[1000:2000]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.mark.requirement("R-6.2.1h")
+def test_curl_head_gives_the_size_and_the_etag_of_the_download(live):
+    server, ds, url = live
+    auth = f"Authorization: Bearer {server.token}"
+    whole = requests.get(url, headers={**server.headers, "Accept": ANY}, timeout=120)
+    out = _curl("--head", "-H", auth, "-H", f"Accept: {ANY}", url)
+    status, *lines = out.splitlines()
+    headers = {
+        k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if ":" in line)
+    }
+    assert status.split()[1] == "200"
+    assert int(headers["content-length"]) == len(whole.content) > wado.WHOLE_BODY_MAX
+    assert headers["etag"] == whole.headers["ETag"] and headers["accept-ranges"] == "bytes"
 
 
 def _curl(*args: str) -> str:

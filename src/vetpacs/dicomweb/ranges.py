@@ -171,7 +171,10 @@ def respond(request: HttpRequest, body: FileBody) -> HttpResponse:
             response["Accept-Ranges"] = "bytes"
             response["ETag"] = body.etag
             return response
-    if span is None:
+    if request.method == "HEAD":
+        response = HttpResponse(status=200, content_type=body.content_type)  # nothing of the blob read
+        response["Content-Length"] = str(size)
+    elif span is None:
         response = _response(200, body.content_type, body.whole(), size)
     else:
         start, end = span

@@ -128,7 +128,10 @@ def _audit(request: HttpRequest, action: str, row: Instance, **detail: Any) -> N
 
 def _audit_study(request: HttpRequest, action: str, organisation_id: int, study: str, **detail: Any) -> None:
     """A retrieval's event, committed before the response goes (shared with concurrent retrievals:
-    apps/audit/group_commit.py); if it cannot be written the request fails instead."""
+    apps/audit/group_commit.py); if it cannot be written the request fails instead. A HEAD request
+    retrieves nothing (its answer has no body), so it writes no event."""
+    if request.method == "HEAD":
+        return
     principal = request.principal  # type: ignore[attr-defined]
     group_commit.record_durably(
         action,
@@ -466,9 +469,9 @@ def _retrieve_prepared(
         return None
     response: HttpResponse
     ranged = entry.file(None)
-    if mode == "single" and ranges.requested(request, ranged.etag) is not None:
+    if mode == "single" and (request.method == "HEAD" or ranges.requested(request, ranged.etag) is not None):
         # One range: only its stretch of the blob is read (its first piece now, so a blob that is
-        # gone or changed sends the request the full path's way).
+        # gone or changed sends the request the full path's way). A HEAD reads none of it.
         try:
             response = ranges.respond(request, ranged)
         except (VetpacsError, OSError):
