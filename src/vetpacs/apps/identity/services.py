@@ -131,10 +131,6 @@ def originals_for_studies(study_instance_uids: list[str]) -> dict[str, dict[str,
     return {row.study_instance_uid: _open(row) for row in rows}
 
 
-def forget_instances(sop_instance_uids: list[str]) -> None:
-    InstanceIdentity.objects.filter(sop_instance_uid__in=sop_instance_uids).delete()
-
-
 def destroy_keys(organisation_id: int) -> int:
     """Crypto-shred: with the wrapped keys gone, any copy of the ciphertext is unreadable."""
     from django.utils import timezone
