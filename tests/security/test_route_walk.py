@@ -53,6 +53,7 @@ PUBLIC: dict[str, str] = {
     r"^admin/logout/$": "Django admin's logout (redirects; ends nothing for an anonymous caller)",
     r"^api/v1/$": "Django Ninja's API root: answers 404 to everyone, no data",
     r"^static/": "static files",
+    r"^(favicon\.ico|apple-touch-icon\.png)$": "the site's icons: redirects to static files, no data",
     r"^health": "health check for load balancers",
     r"^accounts/oidc/": "single sign-on start and callback: the provider's signed answer is the proof",
     r"^accounts/3rdparty/(login/(cancelled|error)|signup)/$": "single sign-on notices and its sign-up step",

@@ -2,12 +2,23 @@
 
 from allauth.account import views as allauth_views
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
 from vetpacs.api.main import api
 
 urlpatterns = [
+    # Browsers and phones ask the site's root for its icons, whatever page they are on (the viewers too).
+    *(
+        path(
+            name,
+            RedirectView.as_view(
+                url=static(f"vetpacs/{name}"), permanent=True, http_method_names=["get", "head"]
+            ),
+        )
+        for name in ("favicon.ico", "apple-touch-icon.png")
+    ),
     # allauth's login and logout, at the addresses every page and client already uses.
     path("login/", allauth_views.login, name="login"),
     path("logout/", allauth_views.logout, name="logout"),
