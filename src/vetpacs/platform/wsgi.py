@@ -22,7 +22,7 @@ application_for_browsers = get_wsgi_application()
 SESSION_ONLY_MIDDLEWARE = frozenset(
     {
         "django.contrib.sessions.middleware.SessionMiddleware",
-        "django.middleware.locale.LocaleMiddleware",
+        "vetpacs.platform.locale.ChosenLanguageMiddleware",
         "django.middleware.common.CommonMiddleware",
         "django.middleware.csrf.CsrfViewMiddleware",
         "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -73,18 +73,33 @@ ADMIN_PAGES = (
 
 
 def navigation(request: HttpRequest) -> dict[str, object]:
-    """Template context: the header's links to administration pages this page's viewer may open.
+    """Template context: the header of every signed-in page, the administration pages' included.
 
-    Read from the viewer a page has already worked out, so the header costs no query of its own."""
-    viewer = getattr(request, "_vetpacs_viewer", None)
-    if viewer is None:
+    The labels in the chosen language, the links to the administration pages this viewer may open
+    (the one open marked), and whether the worklist is theirs. A page that worked out its viewer
+    already costs no query here; an administration page works it out once (a few small reads)."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
         return {}
     from vetpacs.web.labels import labels, ui_language
 
+    viewer = getattr(request, "_vetpacs_viewer", None)
+    if viewer is None:
+        try:
+            viewer = viewer_for(request)
+        except Http404:  # no organisation at all (a platform administrator): no links to give
+            return {}
     held = frozenset().union(*viewer.permissions.values()) if viewer.permissions else frozenset()
-    words = labels(ui_language(request))
+    lang = ui_language(request)
+    words = labels(lang)
     return {
-        "admin_links": [(href, words[key]) for code, href, key in ADMIN_PAGES if code in held],
+        "L": words,
+        "ui_lang": lang,
+        "admin_links": [
+            (href, words[key], request.path.startswith(href))
+            for code, href, key in ADMIN_PAGES
+            if code in held
+        ],
         # An auditor or a platform administrator may view no studies: no worklist link for them.
         "may_view_studies": bool(viewer.principal.organisation_ids),
     }
