@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from vetpacs.apps.audit import services as audit
+from vetpacs.apps.audit.models import AuditEvent
 from vetpacs.apps.orgs.services import create_user
 
 pytestmark = pytest.mark.django_db
@@ -54,3 +55,12 @@ def test_anonymous_is_sent_to_login():
     resp = Client().get("/audit/")
     assert resp.status_code == 302
     assert "/login/" in resp["Location"]
+
+
+def test_searching_the_log_is_recorded_under_the_auditors_name(clinic, auditor):
+    assert auditor.get("/audit/", {"action": "study.viewed"}).status_code == 200
+    searched = AuditEvent.objects.get(action="audit.searched")
+    assert searched.actor == "user:shenji"
+    # ... so the actor filter finds it by the name an auditor knows.
+    page = auditor.get("/audit/", {"actor": "user:shenji"}).content.decode()
+    assert "audit.searched" in page

@@ -293,7 +293,7 @@ class BlockedAddressMiddleware:
         audit.record(
             "ip.request_refused",
             user_id=user.pk if user is not None else None,
-            actor=f"user:{user.pk}" if user is not None else "token",
+            actor=f"user:{user.get_username()}" if user is not None else "token",
             target=f"ip:{ip}",
             ip=ip,
             result="refused",
