@@ -37,7 +37,7 @@ def test_an_administration_page_has_the_header_of_the_worklist(clinic_user_clien
         "/appkeys/": "应用密钥",
         "/audit/": "审计日志",
     }
-    active = re.findall(r'<a class="admin hide-sm active" href="([^"]+)"', header)
+    active = re.findall(r'<a class="admin active" href="([^"]+)"', header)
     assert active == [page]
 
 
