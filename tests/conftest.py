@@ -1,25 +1,19 @@
-"""Test set-up: a fresh data directory per run, SQLite or PostgreSQL chosen by VETPACS_TEST_DATABASE."""
+"""Test set-up: a fresh data directory per run, SQLite or PostgreSQL chosen by VETPACS_TEST_DATABASE.
+
+Both are decided in tests/settings.py, which pytest-django imports before this file.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
-import tempfile
 from pathlib import Path
 
-# Settings read the environment at import: decide the data dir and database before Django starts.
-_DATA = Path(tempfile.mkdtemp(prefix="vetpacs-test-"))
-os.environ["VETPACS_DATA_DIR"] = str(_DATA)
-os.environ.setdefault("VETPACS_ORPHAN_GRACE_SECONDS", "3600")
-_DB = os.environ.get("VETPACS_TEST_DATABASE", "sqlite")
-if _DB == "postgresql":
-    os.environ["VETPACS_DATABASE_URL"] = os.environ.get(
-        "VETPACS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/vetpacs"
-    )
-else:
-    os.environ.pop("VETPACS_DATABASE_URL", None)
+import pytest
+from django.db import connection
 
-import pytest  # noqa: E402
+from tests.settings import TEST_DATA_DIR as _DATA
+from tests.settings import TEST_DATABASE as _DB
 
 
 def _postgres_up() -> bool:
@@ -36,10 +30,13 @@ def pytest_configure(config: pytest.Config) -> None:
         if os.environ.get("CI") == "true":
             raise pytest.UsageError(msg + " (CI=true: the PostgreSQL run must not be skipped)")
         pytest.exit(msg + "; start it or run `make test-sqlite`", returncode=0)
+    wanted = "postgresql" if _DB == "postgresql" else "sqlite"
+    if connection.vendor != wanted:
+        raise pytest.UsageError(f"VETPACS_TEST_DATABASE={_DB} but the settings chose {connection.vendor}")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"vetpacs: database={_DB}, data dir={_DATA}"
+    return f"vetpacs: database={connection.vendor} ({connection.settings_dict['NAME']}), data dir={_DATA}"
 
 
 @pytest.fixture
