@@ -31,10 +31,9 @@ def ohif_build(settings, tmp_path):
 
 
 def fetch(client, url, **headers):
-    """GET and read the whole body; closes the file a FileResponse streams from."""
+    """GET and read the whole body (the test client then closes the file a FileResponse streams from)."""
     resp = client.get(url, **headers)
     body = b"".join(resp.streaming_content) if resp.streaming else resp.content
-    resp.close()
     return resp, body
 
 

@@ -49,12 +49,14 @@ def dicomweb_view(methods: tuple[str, ...]) -> Callable[..., Any]:
 
 def _without_body(resp: HttpResponse | StreamingHttpResponse) -> HttpResponse:
     """The answer to a HEAD: the GET's status and headers, and no body. A body built in full gives its
-    length; a streamed one is closed unread (its blobs are never opened) and keeps the length it had."""
+    length; a streamed one is never read (its blobs are never opened) and keeps the length it had."""
     if isinstance(resp, StreamingHttpResponse):
-        resp.close()
         bare = HttpResponse(status=resp.status_code)
         for name, value in resp.items():
             bare[name] = value
+        # The unread stream is closed with the answer, by the server at the end of the request: closing
+        # it here would signal the request finished while it is still running.
+        bare._resource_closers.extend(resp._resource_closers)
         return bare
     if not resp.has_header("Content-Length"):
         resp["Content-Length"] = str(len(resp.content))

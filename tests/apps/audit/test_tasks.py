@@ -40,6 +40,7 @@ def test_next_run_is_the_next_purge_hour():
 
 
 @pytest.mark.requirement("R-7.3.2.2f")
+@pytest.mark.django_db(transaction=True)  # the worker closes its connection between tasks, as in production
 def test_the_worker_runs_the_purge_which_keeps_the_chain_verifiable_and_books_the_next(settings, monkeypatch):
     settings.VETPACS_AUDIT_RETENTION_DAYS = 200
     events, now = events_aged(monkeypatch, [400, 201, 199, 1])
@@ -66,6 +67,7 @@ def test_the_worker_runs_the_purge_which_keeps_the_chain_verifiable_and_books_th
     assert tasks.schedule_purge() is False and _booked().count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_retention_below_six_months_fails_the_run_purges_nothing_and_books_the_next(settings, monkeypatch):
     settings.VETPACS_AUDIT_RETENTION_DAYS = 90
     events_aged(monkeypatch, [400, 1])

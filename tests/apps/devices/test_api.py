@@ -121,7 +121,10 @@ def test_gateway_uploads_records_and_the_clinic_reads_them(gateway_client, clini
     assert rows[0]["data"]["species"] == "Feline"
 
 
-def test_heartbeat_through_the_platforms_wsgi_entry_point_skips_session_middleware(enrolled):
+def test_heartbeat_through_the_platforms_wsgi_entry_point_skips_session_middleware(
+    transactional_db, enrolled
+):
+    # Transactional: the handler closes stale connections at the start and end of a request, as served.
     import io
     from wsgiref.util import setup_testing_defaults
 
