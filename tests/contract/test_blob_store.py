@@ -84,6 +84,24 @@ def test_open_range_returns_the_bytes_asked_for(backend: Backend):
         assert backend.store.open_range(key, start, end) == data[start:end], (start, end)
 
 
+def test_a_blob_opened_at_an_offset_reads_from_there_and_still_seeks(backend: Backend):
+    data = os.urandom(100_000)
+    key = new_blob_key()
+    backend.store.put(key, io.BytesIO(data))
+    with backend.store.open(key, start=60_000) as f:
+        assert f.tell() == 60_000
+        assert f.read(10) == data[60_000:60_010]
+        assert f.read() == data[60_010:]
+        f.seek(5)
+        assert f.read(5) == data[5:10]
+    for past in (len(data), len(data) + 7):
+        with backend.store.open(key, start=past) as f:
+            assert f.read() == b""
+    with pytest.raises(VetpacsError) as err:
+        backend.store.open(new_blob_key(), start=10)
+    assert err.value.code == "blob_missing"
+
+
 def test_an_opened_blob_seeks_like_a_file_so_pydicom_reads_it(backend: Backend):
     ds = build.image(modality="DX", rows=64, columns=64)
     key = new_blob_key()

@@ -8,6 +8,7 @@ import os
 import socket
 
 import boto3
+import pydicom
 import pytest
 from botocore.config import Config
 
@@ -110,3 +111,33 @@ def test_an_unreachable_s3_server_is_storage_failed_naming_the_store():
             call()
         assert err.value.code == "storage_failed"
         assert "s3-offsite" in err.value.detail
+
+
+def test_a_large_instance_on_s3_is_read_in_three_bounded_gets_that_do_not_overlap(
+    ingest, clinic_client, settings, monkeypatch, s3_endpoint
+):
+    """A streamed answer on S3: its header from the object's first bytes, its first piece, then the rest
+    from where that piece stopped; no GET of the whole object that is cut off at the first seek."""
+    from tests.dicomweb.test_wado_range import _body, _get, _multiframe
+    from vetpacs.apps.archive import blobs
+    from vetpacs.dicomweb import ranges, wado
+
+    settings.VETPACS_STORAGE = s3_config(s3_endpoint)
+    blobs.reset()
+    monkeypatch.setattr(wado, "WHOLE_BODY_MAX", 4096)
+    monkeypatch.setattr(ranges, "STREAM_CHUNK", 16 * 1024)
+    ds = _multiframe(frames=6, rows=128, columns=96)
+    ingest(ds)
+    gets: list[str] = []
+    blobs.store().client.meta.events.register(
+        "before-call.s3.GetObject", lambda params, **_: gets.append(params["headers"].get("Range", "whole"))
+    )
+    full = _body(_get(clinic_client, ds))
+    assert pydicom.dcmread(io.BytesIO(full)).PixelData == ds.PixelData
+    header, first, rest = gets
+    assert header == f"bytes=0-{wado.HEADER_GUESS - 1}"
+    begin, last = map(int, first.removeprefix("bytes=").split("-"))
+    assert last - begin + 1 == ranges.STREAM_CHUNK and rest == f"bytes={last + 1}-"
+    gets.clear()
+    assert _body(_get(clinic_client, ds, range="bytes=20000-60000")) == full[20_000:60_001]
+    assert len(gets) == 3 and "whole" not in gets, gets

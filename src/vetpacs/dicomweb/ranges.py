@@ -123,8 +123,7 @@ def _rest(key: str, first: bytes, position: int, end: int) -> Iterator[bytes]:
     yield first
     if position >= end:
         return
-    with blobs.store().open(key) as stream:
-        stream.seek(position)
+    with blobs.store().open(key, start=position) as stream:
         while position < end:
             chunk = stream.read(min(STREAM_CHUNK, end - position))
             if not chunk:

@@ -54,6 +54,8 @@ PIXEL_DATA_TAGS = frozenset({PIXEL_DATA, 0x7FE00008, 0x7FE00009})
 # An instance up to this size is read whole when its response starts: one piece for the server to
 # write and a Content-Length known up front. Larger ones stream from the blob in STREAM_CHUNK pieces.
 WHOLE_BODY_MAX = 8 * 1024 * 1024
+# The bytes read to find a large file's header (most are a few KB; a longer one is read on to its end).
+HEADER_GUESS = 64 * 1024
 Body = bytes | Iterator[bytes]
 METADATA_BATCH = 200
 AVAILABLE_TRANSFER_SYNTAX = "00083002"
@@ -324,16 +326,31 @@ def _stored_file(instance: Instance, originals: dict[str, Any] | None) -> ranges
         return ranges.FileBody(content_type, whole, key, len(data), len(data), version, b"")
     if not originals:
         return ranges.FileBody(content_type, b"", key, 0, size, version)
+    if _identity_in_header(originals) and _spliceable(target):
+        # Too large to hold: the header is rewritten whole, the pixel bytes stream after it.
+        header = _stored_header(key, size)
+        restore_identity(header.ds, originals)
+        head = splice.header_bytes(header.ds)
+        return ranges.FileBody(content_type, head, key, header.pixel_offset, size, version)
     with blobs.store().open(key) as stream:
-        if _identity_in_header(originals) and _spliceable(target):
-            # Too large to hold: the header is rewritten whole, the pixel bytes stream after it.
-            header = splice.read_header(stream)
-            restore_identity(header.ds, originals)
-            head = splice.header_bytes(header.ds)
-            return ranges.FileBody(content_type, head, key, header.pixel_offset, size, version)
         data = stream.read()
     whole = _rewritten(io.BytesIO(data), instance, target, originals)
     return ranges.FileBody(content_type, whole, key, size, size, version, b"")
+
+
+def _stored_header(key: str, size: int) -> splice.Header:
+    """A large stored file's header, up to its Pixel Data: parsed from the file's first HEADER_GUESS
+    bytes, read in one stretch (on S3 one bounded GET rather than a stream of the whole object cut off),
+    or, where the header runs past them, from the blob read as far as the header goes."""
+    prefix = blobs.store().open_range(key, 0, min(size, HEADER_GUESS))
+    try:
+        header = splice.read_header(io.BytesIO(prefix))
+        if header.pixel_offset < len(prefix):  # it stopped at Pixel Data, not at the end of the bytes
+            return header
+    except VetpacsError:
+        pass  # cut off inside an element: read on below
+    with blobs.store().open(key) as stream:
+        return splice.read_header(stream)
 
 
 def _instance_body(instance: Instance, target: str, originals: dict[str, Any] | None) -> tuple[int, Body]:

@@ -53,8 +53,9 @@ class BlobStore(Protocol):
         """Store the stream under key, durably, all or nothing; return its size and SHA-256."""
         ...
 
-    def open(self, key: str) -> BinaryIO:
-        """A readable binary stream of the blob; VetpacsError(BLOB_MISSING) if absent."""
+    def open(self, key: str, start: int = 0) -> BinaryIO:
+        """A readable, seekable binary stream of the blob, positioned at byte `start` (past the end, it
+        reads nothing); VetpacsError(BLOB_MISSING) if absent."""
         ...
 
     def open_range(self, key: str, start: int, end: int) -> bytes:

@@ -84,11 +84,14 @@ class LocalBlobStore:
             self._folders.add(folder)
         return made
 
-    def open(self, key: str) -> BinaryIO:
+    def open(self, key: str, start: int = 0) -> BinaryIO:
         try:
-            return self._path(key).open("rb")
+            f = self._path(key).open("rb")
         except FileNotFoundError:
             raise VetpacsError(Errors.BLOB_MISSING, f"blob {key} is missing from {self.name}") from None
+        if start:
+            f.seek(start)
+        return f
 
     def open_range(self, key: str, start: int, end: int) -> bytes:
         with self.open(key) as f:

@@ -112,8 +112,8 @@ class ReplicatingBlobStore:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def open(self, key: str) -> BinaryIO:
-        return self._from_first_readable(key, lambda store: store.open(key))
+    def open(self, key: str, start: int = 0) -> BinaryIO:
+        return self._from_first_readable(key, lambda store: store.open(key, start))
 
     def open_range(self, key: str, start: int, end: int) -> bytes:
         return self._from_first_readable(key, lambda store: store.open_range(key, start, end))

@@ -85,13 +85,13 @@ class _HashingReader:
 class _S3Reader(io.RawIOBase):
     """A seekable read-only view of one object: streams a GET, and seeks by opening a Range GET."""
 
-    def __init__(self, store: S3BlobStore, key: str, size: int, body: Any) -> None:
+    def __init__(self, store: S3BlobStore, key: str, size: int, body: Any, position: int = 0) -> None:
         self._store = store
         self._key = key
         self._size = size
-        self._body: Any = body
-        self._pos = 0
-        self._body_pos = 0
+        self._body: Any = body  # a GET's body from `position` on, or None
+        self._pos = position
+        self._body_pos = position
         # As a file has, so readers that name their source (pydicom does) can say which blob.
         self.name = f"s3://{store.bucket}/{store.prefix}{key}"
 
@@ -303,11 +303,34 @@ class S3BlobStore:
                 self.client.delete_object(Bucket=self.bucket, Key=temporary)
         return BlobInfo(key=key, size=reader.size, sha256=sha256)
 
-    def open(self, key: str) -> BinaryIO:
-        resp = self._call(
-            f"read blob {key}", self.client.get_object, Bucket=self.bucket, Key=self._object(key)
-        )
-        raw = _S3Reader(self, key, int(resp["ContentLength"]), resp["Body"])
+    def open(self, key: str, start: int = 0) -> BinaryIO:
+        """One GET: of the whole object, or from `start` on (a Range GET, so that a reader resuming
+        past a first piece does not fetch the object twice)."""
+        if start <= 0:
+            resp = self._call(
+                f"read blob {key}", self.client.get_object, Bucket=self.bucket, Key=self._object(key)
+            )
+            raw = _S3Reader(self, key, int(resp["ContentLength"]), resp["Body"])
+            return io.BufferedReader(raw, buffer_size=CHUNK_SIZE)
+        try:
+            resp = self._call(
+                f"read blob {key}",
+                self.client.get_object,
+                Bucket=self.bucket,
+                Key=self._object(key),
+                Range=f"bytes={start}-",
+            )
+        except VetpacsError as exc:
+            if _error_code(exc.__cause__ or exc) != "InvalidRange":
+                raise
+            # `start` is at or past the end: a stream there reads nothing, as a file's does.
+            head = self._call(
+                f"read blob {key}", self.client.head_object, Bucket=self.bucket, Key=self._object(key)
+            )
+            raw = _S3Reader(self, key, int(head["ContentLength"]), None, position=start)
+            return io.BufferedReader(raw, buffer_size=CHUNK_SIZE)
+        size = int(resp["ContentRange"].rpartition("/")[2])  # "bytes <first>-<last>/<size>"
+        raw = _S3Reader(self, key, size, resp["Body"], position=start)
         return io.BufferedReader(raw, buffer_size=CHUNK_SIZE)
 
     def open_range(self, key: str, start: int, end: int) -> bytes:
