@@ -210,14 +210,30 @@ class S3BlobStore:
                 raise VetpacsError(Errors.BLOB_MISSING, f"{doing}: not found on {self.name}") from None
             raise VetpacsError(Errors.STORAGE_FAILED, f"{doing} on {self.name} failed: {exc}") from exc
 
-    def _range_body(self, key: str, start: int) -> Any:
-        resp = self._call(
-            f"read blob {key}",
-            self.client.get_object,
-            Bucket=self.bucket,
-            Key=self._object(key),
-            Range=f"bytes={start}-",
+    def _get(self, key: str, byte_range: str = "") -> Any:
+        """One GetObject, of the whole object or of `byte_range` ("bytes=<first>-[<last>]", the last byte
+        included, RFC 9110 14.1.2); None where the range starts past the end (S3's InvalidRange), where
+        a file read gives nothing."""
+        extra = {"Range": byte_range} if byte_range else {}
+        try:
+            return self._call(
+                f"read blob {key}", self.client.get_object, Bucket=self.bucket, Key=self._object(key), **extra
+            )
+        except VetpacsError as exc:
+            if byte_range and _error_code(exc.__cause__ or exc) == "InvalidRange":
+                return None
+            raise
+
+    def _size(self, key: str) -> int:
+        head = self._call(
+            f"read blob {key}", self.client.head_object, Bucket=self.bucket, Key=self._object(key)
         )
+        return int(head["ContentLength"])
+
+    def _range_body(self, key: str, start: int) -> Any:
+        resp = self._get(key, f"bytes={start}-")
+        if resp is None:
+            raise VetpacsError(Errors.STORAGE_FAILED, f"blob {key} on {self.name} ended before byte {start}")
         return resp["Body"]
 
     def ensure_bucket(self, region: str = "us-east-1") -> None:
@@ -307,49 +323,23 @@ class S3BlobStore:
         """One GET: of the whole object, or from `start` on (a Range GET, so that a reader resuming
         past a first piece does not fetch the object twice)."""
         if start <= 0:
-            resp = self._call(
-                f"read blob {key}", self.client.get_object, Bucket=self.bucket, Key=self._object(key)
-            )
+            resp = self._get(key)
             raw = _S3Reader(self, key, int(resp["ContentLength"]), resp["Body"])
-            return io.BufferedReader(raw, buffer_size=CHUNK_SIZE)
-        try:
-            resp = self._call(
-                f"read blob {key}",
-                self.client.get_object,
-                Bucket=self.bucket,
-                Key=self._object(key),
-                Range=f"bytes={start}-",
-            )
-        except VetpacsError as exc:
-            if _error_code(exc.__cause__ or exc) != "InvalidRange":
-                raise
+        elif (resp := self._get(key, f"bytes={start}-")) is None:
             # `start` is at or past the end: a stream there reads nothing, as a file's does.
-            head = self._call(
-                f"read blob {key}", self.client.head_object, Bucket=self.bucket, Key=self._object(key)
-            )
-            raw = _S3Reader(self, key, int(head["ContentLength"]), None, position=start)
-            return io.BufferedReader(raw, buffer_size=CHUNK_SIZE)
-        size = int(resp["ContentRange"].rpartition("/")[2])  # "bytes <first>-<last>/<size>"
-        raw = _S3Reader(self, key, size, resp["Body"], position=start)
+            raw = _S3Reader(self, key, self._size(key), None, position=start)
+        else:
+            size = int(resp["ContentRange"].rpartition("/")[2])  # "bytes <first>-<last>/<size>"
+            raw = _S3Reader(self, key, size, resp["Body"], position=start)
         return io.BufferedReader(raw, buffer_size=CHUNK_SIZE)
 
     def open_range(self, key: str, start: int, end: int) -> bytes:
         if end <= start:
-            self._call(f"read blob {key}", self.client.head_object, Bucket=self.bucket, Key=self._object(key))
+            self._size(key)  # BLOB_MISSING if there is no such blob
             return b""
-        try:
-            resp = self._call(
-                f"read blob {key}",
-                self.client.get_object,
-                Bucket=self.bucket,
-                Key=self._object(key),
-                # RFC 9110 14.1.2: the last byte position is inclusive.
-                Range=f"bytes={start}-{end - 1}",
-            )
-        except VetpacsError as exc:
-            if _error_code(exc.__cause__ or exc) == "InvalidRange":
-                return b""  # the range starts past the end, as a file read there gives nothing
-            raise
+        resp = self._get(key, f"bytes={start}-{end - 1}")
+        if resp is None:
+            return b""  # the range starts past the end, as a file read there gives nothing
         body = resp["Body"]
         with contextlib.closing(body):
             return bytes(self._call(f"read blob {key}", body.read))
