@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 - used by this folder's tests
-from tests.interop.conftest import LiveServer, start_live_server
+from tests.interop.conftest import LiveServer, live_platform
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-Passw0rd!"
@@ -25,13 +25,9 @@ def ohif_installed() -> None:
 @pytest.fixture(scope="session")
 def demo_server(tmp_path_factory, ohif_installed) -> Iterator[LiveServer]:
     """A real platform process with `vetpacs demo` loaded, the way `make run` starts one."""
-    server, database = start_live_server(tmp_path_factory.mktemp("browser"))
-    try:
+    with live_platform(tmp_path_factory.mktemp("browser")) as (server, database):
         server.run_cli("demo", "--url", server.url)
         yield server
-    finally:
-        server.stop()
-        database.drop()
 
 
 @pytest.fixture
@@ -106,17 +102,13 @@ def web_server(tmp_path_factory, ohif_installed, light_viewer_built) -> Iterator
     from tests.browser.images import calibration_radiograph, prior_thorax
     from tests.builders.dicom import write
 
-    server, database = start_live_server(tmp_path_factory.mktemp("web"))
-    try:
+    with live_platform(tmp_path_factory.mktemp("web")) as (server, database):
         server.run_cli("demo", "--url", server.url)
         folder = tmp_path_factory.mktemp("web-data")
         for ds in (calibration_radiograph(), prior_thorax()):
             write(ds, folder)
         server.run_cli("import", str(folder), "--org", DEMO_CLINIC)
         yield server
-    finally:
-        server.stop()
-        database.drop()
 
 
 def signed_in_context(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import DEMO_CLINIC, PHONE, signed_in_context
-from tests.interop.conftest import start_live_server
+from tests.interop.conftest import live_platform
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -37,8 +37,7 @@ TOO_WIDE = """() => [...document.querySelectorAll('table')]
 
 
 def test_the_administration_tables_fit_a_phone_screen(browser, tmp_path):
-    server, database = start_live_server(tmp_path / "platform")
-    try:
+    with live_platform(tmp_path / "platform") as (server, database):
         server.run_cli("demo", "--url", server.url)
         server.run_cli("shell", "-c", FILL)
         context = signed_in_context(browser, server, phone=True)
@@ -50,6 +49,3 @@ def test_the_administration_tables_fit_a_phone_screen(browser, tmp_path):
             assert page.evaluate(TOO_WIDE) == [], f"{path}: a table runs past the {PHONE['width']} px screen"
             assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], path
         context.close()
-    finally:
-        server.stop()
-        database.drop()

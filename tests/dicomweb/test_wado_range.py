@@ -17,7 +17,7 @@ from dicomweb_client import DICOMwebClient
 from pydicom.uid import ExplicitVRLittleEndian
 
 from tests.builders import dicom as build
-from tests.interop.conftest import start_live_server
+from tests.interop.conftest import live_platform
 from vetpacs.apps.archive import services
 from vetpacs.apps.archive.models import Instance
 from vetpacs.apps.audit.models import AuditEvent
@@ -302,10 +302,10 @@ LIVE_FRAMES, LIVE_ROWS, LIVE_COLUMNS = 24, 512, 448  # 11 MB: past WHOLE_BODY_MA
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    server, database = start_live_server(
-        tmp_path_factory.mktemp("wado-range"), VETPACS_COMPRESS_ON_INGEST="false"
-    )
-    try:
+    with live_platform(tmp_path_factory.mktemp("wado-range"), VETPACS_COMPRESS_ON_INGEST="false") as (
+        server,
+        database,
+    ):
         ds = _multiframe(LIVE_FRAMES, LIVE_ROWS, LIVE_COLUMNS)
         # One request with a Content-Length (the chunked upload dicomweb-client sends by default is
         # tested with STOW-RS in tests/interop).
@@ -313,9 +313,6 @@ def live(tmp_path_factory):
         client.store_instances([ds])
         url = f"{server.dicomweb_url}{_url(ds).removeprefix('/dicomweb')}"
         yield server, ds, url
-    finally:
-        server.stop()
-        database.drop()
 
 
 @pytest.mark.requirement("R-6.2.1h")

@@ -24,7 +24,7 @@ from pynetdicom import AE
 
 from tests.builders import dicom as build
 from tests.gateway.process import GatewayProcess, make_gateway, platform_certificate
-from tests.interop.conftest import LiveServer, free_port, start_live_server
+from tests.interop.conftest import LiveServer, free_port, live_platform
 from vetpacs.gateway.parallel_upload import Plan, _Window, recorded_plan, split, wanted
 from vetpacs.gateway.queue import Queue
 from vetpacs.gateway.uploader import UploaderSettings
@@ -136,12 +136,8 @@ def _close(*socks: socket.socket) -> None:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory) -> Iterator[LiveServer]:
-    server, database = start_live_server(tmp_path_factory.mktemp("gw-parts"))
-    try:
+    with live_platform(tmp_path_factory.mktemp("gw-parts")) as (server, database):
         yield server
-    finally:
-        server.stop()
-        database.drop()
 
 
 @pytest.fixture(scope="module")

@@ -73,45 +73,45 @@ def test_uploads_wait_as_long_as_the_platforms_retry_after_says_and_all_arrive(t
     import time
 
     from tests.builders import dicom as build
-    from tests.interop.conftest import start_live_server
+    from tests.interop.conftest import live_platform
     from vetpacs.gateway.queue import Queue
     from vetpacs.gateway.spool import Spool
     from vetpacs.gateway.uploader import RATE_LIMITED, UploaderSettings, UploadService
 
     # A platform process of its own (four uploads at once need a server that serves them at once),
     # allowing this gateway a burst of 2 requests and then one a second.
-    server, database = start_live_server(
+    limited_platform = live_platform(
         tmp_path / "platform", VETPACS_DEVICE_RATE_PER_S="1", VETPACS_DEVICE_RATE_BURST="2"
     )
-    queue = Queue(tmp_path / "spool" / "queue.sqlite3")
-    spool = Spool(tmp_path / "spool", queue, min_free_bytes=0)
-    datasets = build.study(6, owner=None)
-    for ds in datasets:
-        spool.accept_dataset(ds, source="test")
-    service = UploadService(
-        queue,
-        spool,
-        UploaderSettings(
-            platform_url=server.url,
-            token=server.token,
-            parallel_uploads=4,
-            compress=False,
-            retry_base_s=0.1,
-            retry_cap_s=0.2,  # alone, the back-off would knock again after 0.1-0.2 s
-        ),
-        recipient=None,
-    )
-    start = time.monotonic()
-    service.start()
-    try:
-        deadline = start + 60
-        while time.monotonic() < deadline and queue.counts()["done"] < 6:
-            time.sleep(0.1)
-    finally:
-        service.shutdown()
-        server.stop()
-        database.drop()
-    assert queue.counts()["done"] == 6, server.log_tail()
+    with limited_platform as (server, _):
+        queue = Queue(tmp_path / "spool" / "queue.sqlite3")
+        spool = Spool(tmp_path / "spool", queue, min_free_bytes=0)
+        datasets = build.study(6, owner=None)
+        for ds in datasets:
+            spool.accept_dataset(ds, source="test")
+        service = UploadService(
+            queue,
+            spool,
+            UploaderSettings(
+                platform_url=server.url,
+                token=server.token,
+                parallel_uploads=4,
+                compress=False,
+                retry_base_s=0.1,
+                retry_cap_s=0.2,  # alone, the back-off would knock again after 0.1-0.2 s
+            ),
+            recipient=None,
+        )
+        start = time.monotonic()
+        service.start()
+        try:
+            deadline = start + 60
+            while time.monotonic() < deadline and queue.counts()["done"] < 6:
+                time.sleep(0.1)
+        finally:
+            service.shutdown()
+        done, log = queue.counts()["done"], server.log_tail()
+    assert done == 6, log
     # Six single-request uploads at a burst of 2 and 1/s take about 4 s, however many workers knock.
     assert time.monotonic() - start >= 3.5
     limited = 0

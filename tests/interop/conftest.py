@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -204,18 +205,25 @@ def start_live_server(data_dir: Path, **extra_env: str) -> tuple[LiveServer, Liv
     return server, database
 
 
+@contextlib.contextmanager
+def live_platform(data_dir: Path, **extra_env: str) -> Iterator[tuple[LiveServer, LiveDatabase]]:
+    """start_live_server, for a `with` block: the server stopped and its database dropped on leaving."""
+    server, database = start_live_server(data_dir, **extra_env)
+    try:
+        yield server, database
+    finally:
+        server.stop()
+        database.drop()
+
+
 @pytest.fixture(scope="session")
 def platform_server(tmp_path_factory) -> Iterator[LiveServer]:
     """One real platform process for the whole session; tests share its clinic and token.
 
     Not named `live_server`: pytest-django owns that name (its in-process server).
     """
-    server, database = start_live_server(tmp_path_factory.mktemp("live"))
-    try:
+    with live_platform(tmp_path_factory.mktemp("live")) as (server, database):
         yield server
-    finally:
-        server.stop()
-        database.drop()
 
 
 @pytest.fixture(scope="session")

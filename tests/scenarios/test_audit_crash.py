@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.builders import dicom as build
-from tests.interop.conftest import start_live_server
+from tests.interop.conftest import live_platform
 from tests.scenarios.test_crash import stow
 
 CLIENTS = 8
@@ -21,12 +21,8 @@ RETRIEVED_SQL = "SELECT detail FROM audit_auditevent WHERE action = 'study.retri
 
 @pytest.fixture
 def audit_server(tmp_path):
-    server, database = start_live_server(tmp_path / "audit-crash", VETPACS_COMPRESS_ON_INGEST="false")
-    try:
+    with live_platform(tmp_path / "audit-crash", VETPACS_COMPRESS_ON_INGEST="false") as (server, database):
         yield server, database
-    finally:
-        server.stop()
-        database.drop()
 
 
 def retrieved_events(database, server) -> Counter[str]:

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.builders import dicom as build
-from tests.interop.conftest import LiveDatabase, LiveServer, start_live_server
+from tests.interop.conftest import LiveDatabase, LiveServer, live_platform
 
 INSTANCES = 200
 SMALL_REQUESTS = 5  # of 10 instances each, answered before the crash
@@ -59,12 +59,8 @@ def blob_files(server: LiveServer) -> list[Path]:
 @pytest.fixture
 def crash_server(tmp_path):
     # No background compression: the blobs on disk stay exactly the ones STOW wrote.
-    server, database = start_live_server(tmp_path / "crash", VETPACS_COMPRESS_ON_INGEST="false")
-    try:
+    with live_platform(tmp_path / "crash", VETPACS_COMPRESS_ON_INGEST="false") as (server, database):
         yield server, database
-    finally:
-        server.stop()
-        database.drop()
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from pynetdicom import AE
 
 from tests.builders import dicom as build
 from tests.gateway.process import GatewayProcess, make_gateway, platform_certificate
-from tests.interop.conftest import LiveServer, free_port, start_live_server
+from tests.interop.conftest import LiveServer, free_port, live_platform
 
 pytestmark = [pytest.mark.slow]
 
@@ -29,12 +29,8 @@ CHUNK = 65_536
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory) -> Iterator[LiveServer]:
-    server, database = start_live_server(tmp_path_factory.mktemp("gw-faults"))
-    try:
+    with live_platform(tmp_path_factory.mktemp("gw-faults")) as (server, database):
         yield server
-    finally:
-        server.stop()
-        database.drop()
 
 
 @pytest.fixture(scope="module")
@@ -101,34 +97,32 @@ def gateway_factory(tmp_path, live, cert):
 
 @pytest.mark.requirement("R-6.1.4")
 def test_platform_stopped_mid_upload_shows_upload_failed_then_completes(tmp_path_factory):
-    server, database = start_live_server(tmp_path_factory.mktemp("gw-down"))
-    gw = make_gateway(
-        tmp_path_factory.mktemp("gw"),
-        server,
-        platform_certificate(server),
-        bandwidth_bytes_per_s=SLOW_LINK,
-        chunk_size=CHUNK,
-        parallel_uploads=2,
-    )
-    try:
-        gw.start()
-        datasets = images(4)
-        assert send(gw.dicom_port, datasets) == [0] * 4
-        gw.wait_for(uploading_half_way, what="an upload half-way")
-        server.stop()
-        status = gw.wait_for(lambda s: s["failures"] > 0, what="upload failed shown")
-        assert status["last_failure"].startswith("上传失败 / upload failed: ")
-        assert "连接失败 / connection failed" in status["last_failure"]
-        assert "上传失败 / upload failed" in gw.cli("status").stdout
-        server.start()
-        gw.wait_for(all_done(4), timeout=120, what="all done after the platform came back")
-        assert sorted(on_platform(server, datasets[0].StudyInstanceUID)) == sorted(
-            d.SOPInstanceUID for d in datasets
+    with live_platform(tmp_path_factory.mktemp("gw-down")) as (server, _):
+        gw = make_gateway(
+            tmp_path_factory.mktemp("gw"),
+            server,
+            platform_certificate(server),
+            bandwidth_bytes_per_s=SLOW_LINK,
+            chunk_size=CHUNK,
+            parallel_uploads=2,
         )
-    finally:
-        gw.stop()
-        server.stop()
-        database.drop()
+        try:
+            gw.start()
+            datasets = images(4)
+            assert send(gw.dicom_port, datasets) == [0] * 4
+            gw.wait_for(uploading_half_way, what="an upload half-way")
+            server.stop()
+            status = gw.wait_for(lambda s: s["failures"] > 0, what="upload failed shown")
+            assert status["last_failure"].startswith("上传失败 / upload failed: ")
+            assert "连接失败 / connection failed" in status["last_failure"]
+            assert "上传失败 / upload failed" in gw.cli("status").stdout
+            server.start()
+            gw.wait_for(all_done(4), timeout=120, what="all done after the platform came back")
+            assert sorted(on_platform(server, datasets[0].StudyInstanceUID)) == sorted(
+                d.SOPInstanceUID for d in datasets
+            )
+        finally:
+            gw.stop()
 
 
 @pytest.mark.requirement("R-6.1.4")

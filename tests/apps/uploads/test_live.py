@@ -14,19 +14,15 @@ import requests
 from tusclient import client as tus
 
 from tests.builders import dicom as build
-from tests.interop.conftest import start_live_server
+from tests.interop.conftest import live_platform
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    live, database = start_live_server(tmp_path_factory.mktemp("tus"))
-    try:
+    with live_platform(tmp_path_factory.mktemp("tus")) as (live, database):
         yield live
-    finally:
-        live.stop()
-        database.drop()
 
 
 def _found_in_qido(server, ds) -> bool:
