@@ -53,6 +53,16 @@ def test_demo_user_logs_in_and_sees_the_three_demo_studies(client, db):
         assert re.search(rf"<td>{modality}</td>.*?<td class=\"hide-sm\">{images}</td>", page, re.S), modality
 
 
+def test_the_demo_radiologist_logs_in_with_the_same_password_and_reads_today_s_exam(client, db):
+    output = run_demo()
+    assert re.search(r"username: radiologist .*影像医生 radiologist", output)
+    resp = client.post("/login/", {"username": "radiologist", "password": "demo-Passw0rd!"})
+    assert resp.status_code == 302
+    reading = client.get("/dashboard/").content.decode()
+    assert re.search(r'id="tile-today"[^>]*><div class="n">1<', reading)
+    assert "成员与角色" not in reading  # no administration page for this role
+
+
 def test_demo_token_and_curl_example_work_for_dicomweb(db):
     from vetpacs.apps.orgs.services import authenticate_token
 

@@ -39,6 +39,8 @@ CHAIN = "安心宠物连锁 (演示) Demo Chain"
 CLINIC = "安心宠物医院 (演示) Demo Clinic"
 USERNAME = "demo"
 PASSWORD = "demo-Passw0rd!"  # noqa: S105 - the published demo login, printed on purpose
+# A second login with the same password: a radiologist, whose dashboard opens on today's reading.
+RADIOLOGIST = "radiologist"
 MFA_EXEMPTION = "演示账号 demo account"
 TOKEN_NAME = "demo"  # noqa: S105 - the label of the token, not the token
 URL = "http://127.0.0.1:8000"
@@ -95,6 +97,9 @@ class Command(BaseCommand):
         if user is None:
             user = orgs.create_user(username=USERNAME, password=PASSWORD, organisation=clinic)
             self.stdout.write(f"created user {USERNAME!r} in {CLINIC}")
+        if not user_model.objects.filter(username=RADIOLOGIST).exists():
+            orgs.create_user(username=RADIOLOGIST, password=PASSWORD, organisation=clinic, role="radiologist")
+            self.stdout.write(f"created user {RADIOLOGIST!r} in {CLINIC}")
         # An administrator with a published password: recorded as an exception to the MFA rule
         # (R-6.2.6.3), shown in the access review, so a demo logs in with the password alone.
         accounts.exempt_from_mfa(user=user, reason=MFA_EXEMPTION)
@@ -107,8 +112,9 @@ class Command(BaseCommand):
                     "",
                     "vetpacs 演示 demo",
                     f"  网址 URL:        {url}",
-                    f"  用户名 username: {USERNAME}",
-                    f"  密码 password:   {PASSWORD}",
+                    f"  用户名 username: {USERNAME:<12}  机构管理员 clinic administrator",
+                    f"  用户名 username: {RADIOLOGIST:<12}  影像医生 radiologist (今日阅片 today's reading)",
+                    f"  密码 password:   {PASSWORD:<12}  两者相同 the same for both",
                     f"  API token:       {token}",
                     "  (每次运行都会签发新的 token; a fresh token is issued on every run,"
                     " earlier ones stay valid)",
