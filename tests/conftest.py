@@ -8,12 +8,33 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection
 
 from tests.settings import TEST_DATA_DIR as _DATA
 from tests.settings import TEST_DATABASE as _DB
+
+
+def _serve_one_request_at_a_time() -> None:
+    """pytest-django's in-process live server hands this process's in-memory SQLite connection to its
+    request threads, and two requests at once on one connection fail ("cannot open savepoint - SQL
+    statements in progress"). On SQLite it serves one request at a time instead (closing each HTTP
+    connection, as Django's server does when it is not threaded). Tests that need requests served at
+    once start `vetpacs serve` (tests/interop/conftest.py: live_platform)."""
+    from django.core.servers.basehttp import WSGIServer
+    from django.test.testcases import LiveServerThread
+
+    class OneRequestAtATime(WSGIServer):
+        def __init__(self, *args: Any, connections_override: Any = None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)  # the server thread itself holds the shared connection
+
+    LiveServerThread.server_class = OneRequestAtATime
+
+
+if _DB != "postgresql":
+    _serve_one_request_at_a_time()
 
 
 def _postgres_up() -> bool:

@@ -110,8 +110,9 @@ def test_records_from_mllp_and_a_drop_folder_reach_the_platform(platform, tmp_pa
     from vetpacs.gateway.hl7 import RecordsService
 
     url, clinic, secret = platform
+    store = RecordStore(tmp_path / "records.sqlite3")
     service = RecordsService(
-        RecordStore(tmp_path / "records.sqlite3"),
+        store,
         credentials=Credentials(url, "gw", secret, b""),
         hl7_host="127.0.0.1",
         hl7_port=0,
@@ -124,8 +125,15 @@ def test_records_from_mllp_and_a_drop_folder_reach_the_platform(platform, tmp_pa
         with MLLPClient("127.0.0.1", service.listener.port) as client:
             assert b"MSA|AA" in client.send_message(ORM)
         (tmp_path / "drop" / "patients.json").write_text('[{"patient_id": "P-7", "species": "Feline"}]')
+
+        # Watched on the gateway's side: the test server's request threads share this test's SQLite
+        # connection, so the platform's database is read once the gateway has stopped.
+        def both_sent() -> bool:
+            received = store.lookup(accession_number="ACC-777") and store.lookup(patient_id="P-7")
+            return bool(received) and not store.pending()
+
         deadline = time.monotonic() + 20
-        while Record.objects.filter(organisation=clinic).count() < 2 and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not both_sent():
             time.sleep(0.1)
     finally:
         service.stop()
