@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from pydicom.uid import CTImageStorage, DigitalXRayImageStorageForPresentation, generate_uid
 
@@ -390,7 +388,7 @@ def test_the_study_search_costs_the_same_queries_for_one_study_or_many(
     assert other == body
 
 
-def test_a_thousand_studies_answer_fast(clinic_client, ingest, clinic):
+def test_a_thousand_studies_are_listed_whole_and_searched_by_name(clinic_client, ingest, clinic):
     ingest(build.image(owner="Zhang", animal="Lucky"))
     template = Study.objects.get()
     copies = []
@@ -401,15 +399,11 @@ def test_a_thousand_studies_answer_fast(clinic_client, ingest, clinic):
         copy.accession_number = f"BULK{i:04d}"
         copies.append(copy)
     Study.objects.bulk_create(copies, batch_size=500)
-    start = time.perf_counter()
+    # (How fast: bench/dicomweb_throughput.py, QIDO-RS with 1000 studies stored.)
     resp, body = _get(clinic_client, "studies", "limit=1000")
-    elapsed = time.perf_counter() - start
     assert len(body) == 1000 and resp["Warning"]
-    start = time.perf_counter()
     _, matched = _get(clinic_client, "studies", "PatientName=luc*&AccessionNumber=BULK09*")
-    elapsed = max(elapsed, time.perf_counter() - start)
     assert len(matched) == 100
-    assert elapsed < 3.0, f"a 1000-study search took {elapsed:.2f}s"
     assert Series.objects.count() == 1
 
 
