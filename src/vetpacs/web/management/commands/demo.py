@@ -112,9 +112,9 @@ class Command(BaseCommand):
                     "",
                     "vetpacs 演示 demo",
                     f"  网址 URL:        {url}",
-                    f"  用户名 username: {USERNAME:<12}  机构管理员 clinic administrator",
-                    f"  用户名 username: {RADIOLOGIST:<12}  影像医生 radiologist (今日阅片 today's reading)",
-                    f"  密码 password:   {PASSWORD:<12}  两者相同 the same for both",
+                    f"  用户名 username: {USERNAME:<14}  机构管理员 clinic administrator",
+                    f"  用户名 username: {RADIOLOGIST:<14}  影像医生 radiologist (今日阅片 today's reading)",
+                    f"  密码 password:   {PASSWORD:<14}  两者相同 the same for both",
                     f"  API token:       {token}",
                     "  (每次运行都会签发新的 token; a fresh token is issued on every run,"
                     " earlier ones stay valid)",
