@@ -79,17 +79,23 @@ def _fresh_blob_store(settings, tmp_path):
 
 @pytest.fixture(autouse=True)
 def _empty_search_cache():
-    """Tests roll their databases back, so generations repeat: no cached answer crosses tests."""
+    """Tests roll their databases back, so generations repeat: no cached answer crosses tests.
+
+    Nor does the process's list of blocked addresses: each test's first request reads it afresh.
+    """
+    from vetpacs.apps.accounts.services import forget_ip_blocks
     from vetpacs.apps.archive import kept
     from vetpacs.dicomweb import search_cache, wado
 
-    search_cache.clear()
-    wado.clear_prepared()
-    kept.clear_all()
+    def forget() -> None:
+        search_cache.clear()
+        wado.clear_prepared()
+        kept.clear_all()
+        forget_ip_blocks()
+
+    forget()
     yield
-    search_cache.clear()
-    wado.clear_prepared()
-    kept.clear_all()
+    forget()
 
 
 @pytest.fixture
