@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,24 @@ class GatewayProcess:
     def log_tail(self, n: int = 4000) -> str:
         path = self.config_dir / "gateway.log"
         return path.read_text(errors="replace")[-n:] if path.exists() else ""
+
+
+def settled(read: Callable[[], Any], quiet: float = 1.0, timeout: float = 30) -> Any:
+    """What `read` returns once it has not changed for `quiet` seconds (a stop's last chunks have landed).
+
+    A chunk already on the wire when a stop came still lands, later on a loaded machine than on an
+    idle one; waiting for the figure to stand still, rather than a fixed time, is the same on both.
+    """
+    deadline = time.monotonic() + timeout
+    value, since = read(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = read()
+        if now != value:
+            value, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return value
+    raise AssertionError(f"still changing after {timeout}s: {value}")
 
 
 def make_gateway(

@@ -23,7 +23,7 @@ from dicomweb_client import DICOMwebClient
 from pynetdicom import AE
 
 from tests.builders import dicom as build
-from tests.gateway.process import GatewayProcess, make_gateway, platform_certificate
+from tests.gateway.process import GatewayProcess, make_gateway, platform_certificate, settled
 from tests.interop.conftest import LiveServer, free_port, live_platform
 from vetpacs.gateway.parallel_upload import Plan, _Window, recorded_plan, split, wanted
 from vetpacs.gateway.queue import Queue
@@ -383,10 +383,9 @@ def test_stop_halts_every_part_between_chunks_and_resume_finishes(gateway_factor
     watch_parts(gw, sent_part_way, timeout=60)
     assert "stop: " in gw.cli("stop", "--all").stdout
     watch_parts(gw, lambda r: r["state"] == "stopped", timeout=30)
-    time.sleep(1.0)  # chunks already on the wire when the stop came still land (4 x 64 KiB at 600 KB/s)
-    settled = part_bytes(proxy)
+    landed = settled(lambda: part_bytes(proxy))  # chunks already on the wire when the stop came
     time.sleep(2.0)
-    assert part_bytes(proxy) == settled  # no part sends while stopped
+    assert part_bytes(proxy) == landed  # no part sends while stopped
     assert queue_rows(gw)[0]["state"] == "stopped"
     gw.cli("resume", "--all")
     watch_parts(gw, done)

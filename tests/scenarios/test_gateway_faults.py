@@ -18,7 +18,7 @@ import requests
 from pynetdicom import AE
 
 from tests.builders import dicom as build
-from tests.gateway.process import GatewayProcess, make_gateway, platform_certificate
+from tests.gateway.process import GatewayProcess, make_gateway, platform_certificate, settled
 from tests.interop.conftest import LiveServer, free_port, live_platform
 
 pytestmark = [pytest.mark.slow]
@@ -270,8 +270,8 @@ def test_stop_then_resume(gateway_factory, live):
     assert "stop: " in gw.cli("stop", "--all").stdout
     stopped = gw.wait_for(lambda s: s["counts"]["uploading"] == 0, what="uploads stopped")
     assert stopped["counts"]["stopped"] + stopped["counts"]["done"] == 4
-    time.sleep(1.5)  # a chunk already on the wire when the stop came still lands (64 KB at 100 KB/s)
-    sent = [st["bytes_sent"] for st in gw.status()["studies"]]
+    # A chunk already on the wire when the stop came still lands.
+    sent = settled(lambda: [st["bytes_sent"] for st in gw.status()["studies"]])
     time.sleep(2)
     later = gw.status()
     assert [st["bytes_sent"] for st in later["studies"]] == sent  # nothing moves while stopped
