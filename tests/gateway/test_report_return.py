@@ -10,11 +10,13 @@ import requests
 
 from tests.builders.dicom import image
 from tests.gateway.orthanc import free_port, needs_orthanc, start_orthanc
+from vetpacs.apps.devices.services import Actor
 from vetpacs.apps.orgs.services import issue_token
 from vetpacs.gateway.credentials import Credentials
 from vetpacs.gateway.report_return import PacsTarget, ReportReturnError, send_report
 
 pytestmark = needs_orthanc
+ACTOR = Actor(user_id=None, label="test")
 
 
 @pytest.fixture
@@ -135,3 +137,80 @@ def test_send_report_command_for_another_host_is_refused_at_once(tmp_path):
     returner = ReportReturner(creds, PacsTarget("P", "127.0.0.1", 1), tmp_path)
     with pytest.raises(ReportReturnError):
         returner.on_command({"id": 1, "kind": "send_report", "args": {"url": "http://evil.example/x"}})
+
+
+@pytest.fixture
+def running_gateway(live_server, clinic, orthanc, tmp_path, settings):
+    """A gateway enrolled with the live platform, set up with Orthanc as the clinic's PACS, running."""
+    from vetpacs.apps.devices import services as devices
+    from vetpacs.gateway.config import load_config, write_default
+    from vetpacs.gateway.enrol import enrol
+    from vetpacs.gateway.run import Gateway
+
+    settings.VETPACS_GATEWAY_HEARTBEAT_SECONDS = 1
+    devices.reset_caches()
+    _, code = devices.register_gateway(organisation_id=clinic.id, name="front desk", actor=ACTOR)
+    config_dir = tmp_path / "gw"
+    credentials = enrol(url=live_server.url, code=code, config_dir=config_dir)
+    write_default(
+        config_dir,
+        dicom_host="127.0.0.1",
+        dicom_port=free_port(),
+        status_port=0,
+        min_free_bytes=0,
+        pacs_host="127.0.0.1",
+        pacs_port=orthanc[1],
+        pacs_ae_title="CLINICPACS",
+    )
+    gateway = Gateway(load_config(config_dir), credentials)
+    gateway.start()
+    yield gateway
+    gateway.shutdown()
+    devices.reset_caches()
+
+
+@pytest.mark.requirement("R-6.2.3d")
+@pytest.mark.usefixtures("transactional_db")
+def test_the_platform_asks_the_running_gateway_and_the_report_arrives_in_the_clinics_pacs(
+    live_server, clinic, ingest, orthanc, running_gateway
+):
+    """The whole way: the platform queues send_report, the running gateway's heartbeat takes it, the
+    gateway fetches the instance with its enrolled credentials and C-STOREs it to the PACS it is set up
+    with, and the platform records the command as done."""
+    from vetpacs.apps.devices import services as devices
+    from vetpacs.apps.devices.models import Command, Gateway
+
+    ds = image()
+    ingest(ds)
+    _wait_for(lambda: Gateway.objects.get().last_seen_at is not None, "first beat from the gateway")
+    url = (
+        f"{live_server.url}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
+    [command] = devices.send_report_back(organisation_id=clinic.id, wado_url=url, actor=ACTOR)
+
+    def in_pacs() -> bool:
+        return bool(
+            requests.post(
+                f"http://127.0.0.1:{orthanc[0]}/tools/find",
+                json={"Level": "Instance", "Query": {"SOPInstanceUID": ds.SOPInstanceUID}},
+                timeout=10,
+            ).json()
+        )
+
+    _wait_for(in_pacs, "report in the clinic's PACS")
+    _wait_for(lambda: Command.objects.get(pk=command.pk).state == Command.State.DONE, "command done")
+    assert "CLINICPACS" in Command.objects.get(pk=command.pk).result
+    assert running_gateway.report_returner.status() == {
+        "report_returns_pending": 0,
+        "report_return_error": "",
+    }
+
+
+def _wait_for(condition, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no {what} in {timeout} s")

@@ -55,6 +55,7 @@ class HeartbeatClient:
         self.interval_s = interval_s
         self.disk_path = Path(disk_path) if disk_path else Path.cwd()
         self._session = session or requests.Session()
+        self._owns_session = session is None
         self._acks: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -126,6 +127,8 @@ class HeartbeatClient:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._owns_session:
+            self._session.close()  # the kept-alive connection to the platform, not left to the collector
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -53,11 +53,10 @@ def fetch(url: str, credentials: Credentials, *, session: requests.Session | Non
     """The one instance at a WADO-RS URL (multipart/related or application/dicom)."""
     if not url.startswith(credentials.platform_url):
         raise ReportReturnError(f"{url} is not on this gateway's platform ({credentials.platform_url})")
-    http = session or requests.Session()
+    headers = {"Authorization": credentials.authorization, "Accept": ACCEPT}
     try:
-        resp = http.get(
-            url, headers={"Authorization": credentials.authorization, "Accept": ACCEPT}, timeout=120
-        )
+        # Without a session of the caller's, the connection is closed with the answer (requests.get).
+        resp = (session or requests).get(url, headers=headers, timeout=120)
     except requests.RequestException as exc:
         raise ReportReturnError(f"the platform cannot be reached: {exc}") from exc
     if resp.status_code != 200:
