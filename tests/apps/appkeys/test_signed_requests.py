@@ -57,6 +57,7 @@ def test_a_signed_qido_request_sees_its_own_clinics_study(app_key, stored_study)
     assert [s["0020000D"]["Value"][0] for s in resp.json()] == [stored_study]
 
 
+@pytest.mark.requirement("R-6.2.9.4b")
 def test_a_signed_json_api_request_is_accepted(app_key, stored_study):
     key, secret = app_key
     resp = call(key.key_id, secret, "GET", "/api/v1/studies", query="limit=5")
