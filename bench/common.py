@@ -107,7 +107,8 @@ class Server:
 
 
 @contextlib.contextmanager
-def vetpacs_server(workers: int = 2, database_url: str | None = None) -> Iterator[Server]:
+def vetpacs_server(workers: int | None = None, database_url: str | None = None) -> Iterator[Server]:
+    """`vetpacs serve` on a fresh data directory; `workers` None: as many as `vetpacs serve` starts."""
     work = Path(tempfile.mkdtemp(prefix="vetpacs-bench-"))
     env = {**os.environ, "VETPACS_DATA_DIR": str(work), "VETPACS_LOG_LEVEL": "ERROR"}
     if database_url:
@@ -122,7 +123,8 @@ def vetpacs_server(workers: int = 2, database_url: str | None = None) -> Iterato
     token = run("create-token", "--org", "Bench Clinic").strip().splitlines()[-1]
     port = free_port()
     proc = subprocess.Popen(
-        [cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+        [cli, "serve", "--host", "127.0.0.1", "--port", str(port)]
+        + (["--workers", str(workers)] if workers else []),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -1,6 +1,7 @@
 """STOW-RS ingest, WADO-RS export and QIDO-RS query of vetpacs and Orthanc in the same run.
 
     .venv/bin/python bench/dicomweb_throughput.py [--images 500] [--clients 1,4] [--skip-orthanc]
+                                                  [--workers N] [--database-url URL]
 
 Prints images/s beside the spec (R-7.1.3: import >= 30/s, R-7.1.4: export >= 40/s, 250 KB images)
 and the query p99 with 1024 concurrent connections (R-7.1.2a: within 7 s) measured with wrk.
@@ -150,6 +151,7 @@ def main() -> None:
     parser.add_argument("--query-studies", type=int, default=1000)
     parser.add_argument("--skip-orthanc", action="store_true")
     parser.add_argument("--database-url", help="run vetpacs on this database (default: embedded SQLite)")
+    parser.add_argument("--workers", type=int, help="vetpacs serve's workers (default: its own default)")
     args = parser.parse_args()
     clients = [int(c) for c in args.clients.split(",")]
     print(f"making {args.images} images of ~250 KB and {args.query_studies} one-image studies ...")
@@ -157,7 +159,7 @@ def main() -> None:
     query_studies = corpus(args.query_studies, per_study=1)
     print(f"average image size: {sum(map(len, images)) / len(images) / 1024:.0f} KB")
     table: dict[str, dict] = {}
-    with vetpacs_server(database_url=args.database_url) as server:
+    with vetpacs_server(workers=args.workers, database_url=args.database_url) as server:
         table["vetpacs"] = run(server, images, clients, query_studies)
     if not args.skip_orthanc:
         with orthanc_server() as server:
