@@ -31,8 +31,10 @@ def main() -> None:
     rates: dict[int, list[float]] = {w: [] for w in counts}
     with contextlib.ExitStack() as stack:
         servers = {w: stack.enter_context(vetpacs_server(workers=w)) for w in counts}
-        for server in servers.values():
-            ingest(server, corpus(WARM_UP_IMAGES), args.clients)
+        # Several warm-ups, each on new connections, so that every worker has served before the rounds.
+        for _ in range(3):
+            for server in servers.values():
+                ingest(server, corpus(WARM_UP_IMAGES), args.clients)
         for r in range(args.rounds):
             for w, server in servers.items():
                 rate = ingest(server, corpus(args.images), args.clients)

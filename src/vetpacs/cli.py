@@ -71,7 +71,12 @@ def serve(argv: list[str]) -> int:
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
     opts = parser.parse_args(argv)
-    workers = opts.workers or max(1, os.cpu_count() or 1)
+    # Two worker processes per core. Each worker runs Python under its own interpreter lock, so it
+    # uses at most about one core, and granian does not balance connections between workers: with one
+    # worker per core, a few long-lived connections (gateways, a viewer) often land unevenly and leave
+    # a core idle. With two per core, 4 ingest clients gave 224-247 images/s against 141-221 and export
+    # capacity 1013-1171/s against 831-977 in alternating runs on 2 cores (docs/benchmarks.md).
+    workers = opts.workers or 2 * max(1, os.cpu_count() or 1)
     # Read by settings in every worker: the argon2 pool's share of the cores, and (with TLS)
     # secure-only cookies and HSTS (R-6.2.6.1).
     os.environ["VETPACS_SERVE_WORKERS"] = str(workers)
