@@ -39,6 +39,20 @@ def test_study_page_shows_animal_owner_series_and_the_prior_to_compare(clinic_us
     assert f'href="/m/?study={current}"' in text
 
 
+def test_a_study_made_after_the_one_shown_is_marked_later_among_the_animals_other_studies(
+    clinic_user_client, dog
+):
+    current, prior = dog
+
+    def entry(page_of: str, listed: str) -> str:
+        text = clinic_user_client.get(f"/studies/{page_of}/").content.decode()
+        return text.split(f'data-study="{listed}"')[1].split("</div>")[0]
+
+    # Seen from the older study, today's thorax is the later one; seen from today's, the older is not.
+    assert 'class="tag later">较新<' in entry(prior, current)
+    assert "tag later" not in entry(current, prior)
+
+
 @pytest.mark.requirement("R-7.3.4.5b")
 def test_owner_is_masked_for_a_radiologist(radiologist_client, dog):
     text = radiologist_client.get(f"/studies/{dog[0]}/").content.decode()
@@ -107,4 +121,4 @@ def test_series_download_in_an_unknown_format_is_refused_by_name(clinic_user_cli
 def test_study_page_speaks_english_after_the_switch(clinic_user_client, dog):
     clinic_user_client.post("/i18n/setlang/", {"language": "en", "next": "/"})
     text = clinic_user_client.get(f"/studies/{dog[0]}/").content.decode()
-    assert "Prior studies" in text and "Open in viewer" in text and "&amp;lng=en-US" in text
+    assert "Other studies of this animal" in text and "Open in viewer" in text and "&amp;lng=en-US" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import zipfile
 from typing import Any
@@ -102,6 +103,8 @@ def study_page(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
             {
                 "study": p,
                 "compare_url": ohif_url([study.study_instance_uid, p.study_instance_uid], lang, compare=True),
+                # Newest first, so a study made after this one comes at the top: say so.
+                "later": _when(p) > _when(study),
             }
             for p in priors
         ],
@@ -111,6 +114,11 @@ def study_page(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
         "zip_url": f"/dicomweb/studies/{study.study_instance_uid}/zip",
     }
     return render(request, "web/study.html", context)
+
+
+def _when(study: Study) -> tuple[dt.date, dt.time]:
+    """When a study was made, for ordering; a study without a date or time counts as the earliest."""
+    return (study.study_date or dt.date.min, study.study_time or dt.time.min)
 
 
 def _trail_detail(detail: dict[str, Any]) -> str:
