@@ -13,8 +13,18 @@ from vetpacs.web.management.commands.demo import study_uid
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 WORDS = {
-    "zh-hans": {"worklist": "检查列表", "animal": "动物名", "compare": "与此对比", "priors": "该动物的其他检查"},
-    "en": {"worklist": "Worklist", "animal": "Animal", "compare": "Compare", "priors": "Other studies of this animal"},
+    "zh-hans": {
+        "worklist": "检查列表",
+        "animal": "动物名",
+        "compare": "与此对比",
+        "priors": "该动物的其他检查",
+    },
+    "en": {
+        "worklist": "Worklist",
+        "animal": "Animal",
+        "compare": "Compare",
+        "priors": "Other studies of this animal",
+    },
 }
 
 
