@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -80,12 +81,48 @@ def test_the_real_cli_imports_migrates_and_the_worker_compresses(tmp_path):
     worker = run("worker", "--batch", "--no-startup-delay")
     assert worker.returncode == 0, worker.stderr
     check = subprocess.run(
-        [sys.executable, "-c",
-         "import django,os;os.environ['DJANGO_SETTINGS_MODULE']='vetpacs.platform.settings';django.setup();"
-         "from vetpacs.apps.archive.models import Instance;"
-         "print(sorted(set(Instance.objects.values_list('transfer_syntax_uid', flat=True))))"],
-        env=env, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import django,os;os.environ['DJANGO_SETTINGS_MODULE']='vetpacs.platform.settings';"
+            "django.setup();"
+            "from vetpacs.apps.archive.models import Instance;"
+            "print(sorted(set(Instance.objects.values_list('transfer_syntax_uid', flat=True))))",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "1.2.840.10008.1.2.4.80" in check.stdout  # JPEG-LS Lossless
     assert (tmp_path / "var" / "keys" / "master.key").stat().st_mode & 0o777 == 0o600
     assert run("verify").returncode == 0
+
+
+def _serve(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "VETPACS_DATA_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "vetpacs.platform.settings",
+    }
+    return subprocess.run(
+        [CLI, "serve", *args], env=env, capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+def test_serve_on_a_port_already_taken_says_so_and_starts_nothing(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _serve(tmp_path, "--port", str(port))
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "already running there" in done.stderr
+    assert "Traceback" not in done.stderr and "serving at" not in done.stdout
+
+
+def test_serve_with_a_host_name_instead_of_an_address_says_what_it_takes(tmp_path):
+    done = _serve(tmp_path, "--host", "clinic-server", "--port", "8000")
+    assert done.returncode == 2
+    assert "--host takes an IP address" in done.stderr and "Traceback" not in done.stderr

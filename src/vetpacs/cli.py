@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import ipaddress
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +74,10 @@ def serve(argv: list[str]) -> int:
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
     opts = parser.parse_args(argv)
+    busy = _cannot_listen(opts.host, opts.port)
+    if busy:
+        print(f"vetpacs serve: cannot listen on {opts.host}:{opts.port}: {busy}", file=sys.stderr)
+        return 2
     # Two worker processes per core. Each worker runs Python under its own interpreter lock, so it
     # uses at most about one core, and granian does not balance connections between workers: with one
     # worker per core, a few long-lived connections (gateways, a viewer) often land unevenly and leave
@@ -89,6 +96,8 @@ def serve(argv: list[str]) -> int:
     django.setup()
     from django.conf import settings
     from django.core.management import call_command
+
+    from vetpacs.platform import granian_logging
 
     call_command("collectstatic", interactive=False, verbosity=0)
     # Blobs a crash left unindexed (older than the grace period) go before serving.
@@ -119,6 +128,8 @@ def serve(argv: list[str]) -> int:
         str(settings.STATIC_ROOT),
         "--log-level",
         "warning",
+        "--log-config",
+        str(granian_logging.write_config(Path(settings.DATA_DIR))),
     ]
     if opts.tls_cert or opts.tls_key:
         if not (opts.tls_cert and opts.tls_key):
@@ -145,6 +156,26 @@ def serve(argv: list[str]) -> int:
         worker.terminate()
         worker.wait(timeout=30)
     return code
+
+
+def _cannot_listen(host: str, port: int) -> str:
+    """Why `vetpacs serve` could not listen on host:port ("" if it can), said before granian starts:
+    granian would fail with a traceback instead. Another process may still take the port in between."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "--host takes an IP address (such as 127.0.0.1 or 0.0.0.0), not a name"
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            if exc.errno == errno.EADDRINUSE:
+                reason += "; is vetpacs (or another server) already running there? Stop it or pass --port"
+            return reason
+    return ""
 
 
 if __name__ == "__main__":
