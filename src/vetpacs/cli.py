@@ -15,7 +15,7 @@ from pathlib import Path
 USAGE = """usage: vetpacs COMMAND [options]
 
 commands:
-  serve [--host H] [--port P] [--workers N] [--with-worker] [--tls-cert F --tls-key F]
+  serve [--host IP] [--port P] [--workers N] [--with-worker] [--tls-cert F --tls-key F]
   worker                       run background tasks
   migrate                      create or update the database
   create-org NAME [--kind clinic|chain|center] [--parent NAME]
