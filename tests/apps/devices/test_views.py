@@ -62,3 +62,14 @@ def test_revoke_button_revokes(admin_client, enrolled):
     assert admin_client.post(f"/devices/{gateway.id}/command", {"kind": "revoke"}).status_code == 302
     gateway.refresh_from_db()
     assert gateway.state == "revoked"
+
+
+@pytest.mark.requirement("R-6.2.3d")
+def test_reports_waiting_to_go_back_to_the_clinic_pacs_show_with_the_reason(admin_client, enrolled):
+    waiting = {"report_returns_pending": 2, "report_return_error": "CLINICPACS refused the association"}
+    services.heartbeat(secret=enrolled["secret"], status={"report_returns": waiting})
+    html = admin_client.get("/devices/").content.decode()
+    assert "报告待回传 2" in html and "CLINICPACS refused the association" in html
+    done = {"report_returns_pending": 0, "report_return_error": ""}
+    services.heartbeat(secret=enrolled["secret"], status={"report_returns": done})
+    assert "报告待回传" not in admin_client.get("/devices/").content.decode()
